@@ -1,0 +1,1 @@
+"""Firms' investment-banking practice-quality self-evaluations (not yet built)."""
