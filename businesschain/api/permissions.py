@@ -1,4 +1,5 @@
-"""Who may read what: regulators (group `regulators` or superusers) see the supervision API."""
+"""Who may read what: regulators (group `regulators` or superusers) read the supervision API;
+a business chain reads what concerns itself."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+
+from businesschain.models import ChainToken
 
 REGULATOR_GROUP = "regulators"
 
@@ -24,3 +27,23 @@ class IsRegulator(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return is_regulator(request.user)
+
+
+class IsRegulatorOrOwnChain(BasePermission):
+    """Regulators, or the chain named by the URL's `chain` argument with its own key."""
+
+    message = "Only regulators or the chain itself may read this."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, ChainToken):
+            return request.auth.chain_id == view.kwargs.get("chain")
+        return is_regulator(request.user)
+
+
+class IsAuthenticatedParty(BasePermission):
+    """Any regulator or any registered chain (supervision-chain blocks are public to both)."""
+
+    message = "Authentication required."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, ChainToken) or is_regulator(request.user)

@@ -1,0 +1,48 @@
+"""`Authorization: Token <key>` for business chains. Keys that are not chain keys fall through to
+DRF's TokenAuthentication (regulators' script tokens)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from businesschain.models import ChainToken
+from businesschain.registry import token_lookup
+
+
+class ChainPrincipal(AnonymousUser):
+    """The identity of a business chain: not a person, never a regulator."""
+
+    def __init__(self, chain_id: str) -> None:
+        super().__init__()
+        self.chain_id = chain_id
+
+    def __str__(self) -> str:
+        return f"chain:{self.chain_id}"
+
+
+class ChainTokenAuthentication(BaseAuthentication):
+    keyword = b"token"
+
+    def authenticate(self, request: Request) -> tuple[Any, ChainToken] | None:
+        parts = get_authorization_header(request).split()
+        if len(parts) != 2 or parts[0].lower() != self.keyword:
+            return None
+        try:
+            key = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            return None
+        token = token_lookup(key)
+        if token is None:
+            return None
+        return ChainPrincipal(token.chain_id), token
+
+    def authenticate_header(self, request: Request) -> str:
+        return "Token"
+
+
+def chain_token(request: Request) -> ChainToken | None:
+    return request.auth if isinstance(request.auth, ChainToken) else None
