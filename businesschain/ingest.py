@@ -66,6 +66,9 @@ _LATEST_MODELS: dict[str, tuple[Any, tuple[str, ...], str | None]] = {
 }
 
 
+_PLURAL = {"entity": "entities", "account": "accounts", "security": "securities"}
+
+
 class NotAuthenticated(DomainError):
     http_status = 401
     default_code = "not_authenticated"
@@ -297,7 +300,7 @@ def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]
     for tx in block.transactions:
         definition = defines(tx)
         if definition is not None:
-            defined[definition[0]].add(definition[1])
+            defined[_PLURAL[definition[0]]].add(definition[1])
         for kind, ids in references(tx).items():
             wanted[kind].update(ids)
     missing = {kind: ids - defined[kind] for kind, ids in wanted.items()}

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class SupervisionConfig(AppConfig):
     name = "supervision"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from supervision import analytics_receivers  # noqa: F401

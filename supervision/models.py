@@ -198,3 +198,87 @@ class AlertHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alert_id} {self.field} at {self.at}"
+
+
+# --- Analytics state (penetrating supervision, supervision API §1) ------------------------------
+
+
+class AnalyticsState(models.Model):
+    """The single row analytics keep their bookkeeping in. `structure_version` moves whenever the
+    ownership structure (holdings, roles, concert parties, accounts) is re-derived, so any process
+    can tell whether its cached graph is still current with one indexed read."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    structure_version = models.BigIntegerField(default=0)
+    structure_built_at = models.DateTimeField(null=True, blank=True)
+    recomputed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="analytics_state_singleton")]
+
+    def __str__(self) -> str:
+        return f"analytics structure v{self.structure_version}"
+
+
+class ControlGroupMember(models.Model):
+    """Materialised control groups: one row per entity that belongs to a control group (entities
+    sharing an ultimate controller, with that controller, and the parties of active concert-party
+    agreements), and the entity's own ultimate controller (blank when none). Rewritten from the
+    ownership graph whenever the structure changes."""
+
+    entity_id = models.CharField(max_length=64, unique=True)
+    group_key = models.CharField(max_length=64, db_index=True)
+    controller_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["group_key", "entity_id"]
+        permissions = [
+            ("view_person_identifiers", "Can view natural persons' identity card numbers"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity_id} in {self.group_key}"
+
+
+class ThresholdCrossing(models.Model):
+    """A control group's holding of a listed issuer crossed a multiple of 5 % of its shares in one
+    block. It waits (pending) for a `shareholding_change` disclosure by a group member; one within
+    3 days resolves it (disclosed), none by `due_at` turns it into a `threshold_crossing` alert."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        DISCLOSED = "disclosed", "disclosed"
+        ALERTED = "alerted", "alerted"
+
+    chain_id = models.CharField(max_length=32)
+    height = models.BigIntegerField()
+    group_key = models.CharField(max_length=64)
+    issuer_id = models.CharField(max_length=64)
+    members = models.JSONField(default=list)
+    tx_ids = models.JSONField(default=list)
+    before_quantity = models.BigIntegerField()
+    after_quantity = models.BigIntegerField()
+    total_shares = models.BigIntegerField()
+    from_step = models.IntegerField()
+    to_step = models.IntegerField()
+    crossed_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    disclosure_tx_id = models.CharField(max_length=64, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    alert = models.ForeignKey(Alert, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["crossed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain_id", "height", "group_key", "issuer_id"], name="crossing_block_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], condition=Q(status="pending"), name="crossing_pending_idx"),
+            models.Index(fields=["issuer_id", "status"], name="crossing_issuer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group_key} × {self.issuer_id} step {self.from_step}→{self.to_step} ({self.status})"

@@ -155,9 +155,12 @@ def check_canonical(value: Any) -> None:
         raise CanonicalJSONError(json_pointer(*reversed(error.parts)), error.message) from None
 
 
-def _walk_strings(value: Any, parts: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[str | int, ...], str]]:
+_Where = tuple[str | int, ...]
+
+
+def _walk_strings(value: Any) -> Iterator[tuple[_Where, str]]:
     """Every string (keys included) in `value` with its location; iterative, any depth."""
-    stack: list[tuple[tuple[str | int, ...], Any]] = [(parts, value)]
+    stack: list[tuple[_Where, Any]] = [((), value)]
     while stack:
         where, item = stack.pop()
         if isinstance(item, str):

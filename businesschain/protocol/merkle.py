@@ -62,7 +62,7 @@ def _next_level(level: Sequence[bytes]) -> list[bytes]:
     out: list[bytes] = []
     append = out.append
     pairs = iter(level)
-    for left, right in zip(pairs, pairs):  # stops before an unpaired last node
+    for left, right in zip(pairs, pairs, strict=False):  # stops before an unpaired last node
         h = new()
         h.update(left + right)
         append(h.digest())

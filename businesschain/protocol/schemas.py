@@ -13,6 +13,7 @@ floats, ASCII keys, integers below 2**53, no lone surrogates), so `hashing` may 
 from __future__ import annotations
 
 import json
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -257,6 +258,11 @@ def _wrong_type(value: Any, expected: str) -> str:
     return f"expected {expected}, got {json_type(value)}"
 
 
+# check → a regex matching exactly the strings it accepts (none of them contains NUL); the
+# transaction fast path joins a body's values with NUL and matches them in one go.
+_FAST_PATTERNS: dict[Check, str] = {}
+
+
 def _pattern(regex: str, expected: str) -> Check:
     fullmatch = re.compile(regex).fullmatch
     message = f"expected {expected}"
@@ -266,6 +272,7 @@ def _pattern(regex: str, expected: str) -> Check:
             return None if fullmatch(value) else message
         return _wrong_type(value, expected)
 
+    _FAST_PATTERNS[check] = f"(?:{regex})"
     return check
 
 
@@ -278,6 +285,7 @@ def _enum(*choices: str) -> Check:
             return None if value in allowed else message
         return _wrong_type(value, "a string")
 
+    _FAST_PATTERNS[check] = "(?:" + "|".join(re.escape(c) for c in choices) + ")"
     return check
 
 
@@ -328,6 +336,11 @@ def _time(value: Any) -> Problem:
     if not isinstance(value, str):
         return _wrong_type(value, "a time string")
     return "expected a time YYYY-MM-DDTHH:MM:SS.mmmZ (UTC, milliseconds, a real date and time)"
+
+
+# Days 29-31 and year 0000 are left to the slow path, which builds the datetime.
+_FAST_PATTERNS[_time] = (r"(?:(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1[0-9]|2[0-8])"
+                         r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{3}Z)")
 
 
 def _string_map(value: Any) -> Problem:
@@ -447,6 +460,29 @@ BODY_SCHEMAS: Final[Mapping[str, Mapping[str, tuple[Check, bool]]]] = {
     },
 }
 TRANSACTION_TYPES: Final = tuple(BODY_SCHEMAS)
+
+
+@dataclass(frozen=True, slots=True)
+class _FastPath:
+    keys: frozenset[str]
+    values: Callable[[dict[str, Any]], tuple[str, ...]]
+    fullmatch: Callable[[str], re.Match[str] | None]
+
+
+def _fast_path(schema: Mapping[str, tuple[Check, bool]]) -> _FastPath | None:
+    """One regex over NUL-joined nonce, tx_id and body values, when every check has a pattern."""
+    if not all(required and check in _FAST_PATTERNS for check, required in schema.values()):
+        return None
+    keys = tuple(schema)
+    regex = "\x00".join([_FAST_PATTERNS[_NONCE], _FAST_PATTERNS[HEX64],
+                          *(_FAST_PATTERNS[check] for check, _ in schema.values())])
+    getter = operator.itemgetter(*keys)
+    return _FastPath(frozenset(keys), (lambda body: tuple(getter(body))) if len(keys) == 1 else getter,
+                     re.compile(regex).fullmatch)
+
+
+_FAST_PATHS: Final = {tx_type: fast for tx_type, schema in BODY_SCHEMAS.items()
+                      if (fast := _fast_path(schema)) is not None}
 _TYPES_TEXT: Final = ", ".join(TRANSACTION_TYPES)
 _ID_FORM_CHECKS: Final[Mapping[str, Callable[[object], bool]]] = {
     "USCC": is_uscc, "PRC_ID": is_prc_id, "OTHER": is_other_entity,
@@ -505,6 +541,18 @@ def _check_body(tx_type: str, body: Any, path: str, errors: _Errors) -> None:
 
 
 def _parse_transaction(obj: Any, path: str, errors: _Errors) -> Transaction | None:
+    if type(obj) is dict and obj.keys() == _TRANSACTION_KEY_SET:
+        tx_type: Any = obj["type"]
+        fast = _FAST_PATHS.get(tx_type) if type(tx_type) is str else None
+        body = obj["body"]
+        if fast is not None and type(body) is dict and body.keys() == fast.keys:
+            try:
+                joined = "\x00".join((obj["nonce"], obj["tx_id"], *fast.values(body)))
+            except TypeError:  # a value that is not a string: the slow path says which
+                pass
+            else:
+                if fast.fullmatch(joined) is not None:
+                    return Transaction(tx_type, obj["nonce"], body, obj["tx_id"], obj)
     if not isinstance(obj, dict):
         errors.add(path, _wrong_type(obj, "a transaction object"))
         return None
@@ -512,7 +560,7 @@ def _parse_transaction(obj: Any, path: str, errors: _Errors) -> Transaction | No
     if obj.keys() != _TRANSACTION_KEY_SET:
         _check_keys(obj, TRANSACTION_KEYS, path, errors)
     tx_type = obj.get("type")
-    if tx_type in BODY_SCHEMAS:
+    if isinstance(tx_type, str) and tx_type in BODY_SCHEMAS:
         if "body" in obj:
             _check_body(tx_type, obj["body"], f"{path}/body", errors)
     elif "type" in obj:
@@ -527,7 +575,7 @@ def _parse_transaction(obj: Any, path: str, errors: _Errors) -> Transaction | No
                 _report(errors, f"{path}/{key}", problem)
     if len(errors.items) != before:
         return None
-    return Transaction(type=tx_type, nonce=obj["nonce"], body=obj["body"], tx_id=obj["tx_id"], raw=obj)
+    return Transaction(tx_type, obj["nonce"], obj["body"], obj["tx_id"], obj)
 
 
 _TRANSACTION_KEY_SET: Final = frozenset(TRANSACTION_KEYS)
