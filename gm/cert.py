@@ -64,7 +64,9 @@ class Certificate:
     def verify_signature(self, issuer_public_key: SM2PublicKey | Certificate,
                          uid: bytes = DEFAULT_UID) -> bool:
         """Whether the issuer's key signed this certificate (SM2-with-SM3); never raises."""
-        key = issuer_public_key.public_key if isinstance(issuer_public_key, Certificate) else issuer_public_key
+        key = issuer_public_key
+        if isinstance(key, Certificate):
+            key = key.public_key
         if self.signature_algorithm != _asn1.OID_SM2_WITH_SM3:
             return False
         return key.verify(self.tbs, self.signature, uid)

@@ -28,6 +28,7 @@ exists and the caller must drop or correct those snapshots.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.sparse import csgraph
-from scipy.sparse.linalg import splu
+from scipy.sparse.linalg import SuperLU, splu
 
 from businesschain.errors import Unprocessable
 
@@ -56,7 +57,7 @@ BENEFICIAL_OWNER_THRESHOLD = 0.25
 RELATED_STAKE = 0.05
 ACTUAL_CONTROLLER = "actual_controller"
 _CLOSED_LOOP_SLACK = 1e-12  # a block whose members are all ≥ 1 − this held inside it is singular
-_DENSE_BATCH_CLASSES = (8, 64, 512)  # cyclic blocks up to 512 orgs are factorised together by size class
+_LU_BATCH_CLASSES = (8, 64, 512)  # cyclic blocks up to 512 orgs are factorised together by size class
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -254,7 +255,7 @@ class OwnershipGraph:
         return {entity: i for i, entity in enumerate(self.ids)}
 
     @cached_property
-    def WT(self) -> sp.csr_matrix:  # noqa: N802 - the maths names it so
+    def WT(self) -> sp.csr_matrix:
         return self.W.T.tocsr()
 
     def __contains__(self, entity: object) -> bool:
@@ -317,13 +318,15 @@ def _gather(indptr: NDArray[np.integer], values: NDArray[np.integer], rows: IntA
     return values[shift + np.arange(total)].astype(np.int64)
 
 
-def _bfs(adj: sp.csr_matrix, seeds: IntArray, max_depth: int | None = None) -> list[IntArray]:
-    """Breadth-first layers from seeds (layer 0 = seeds), optionally bounded by depth."""
-    seen = np.zeros(adj.shape[0], dtype=bool)
+def _bfs(adj: sp.csr_matrix | Sequence[sp.csr_matrix], seeds: IntArray,
+         max_depth: int | None = None) -> list[IntArray]:
+    """Breadth-first layers from seeds (layer 0 = seeds) over the union of the adjacency matrices."""
+    adjs = [adj] if isinstance(adj, sp.spmatrix | sp.sparray) else list(adj)
+    seen = np.zeros(adjs[0].shape[0], dtype=bool)
     seen[seeds] = True
     layers = [seeds]
     while layers[-1].size and (max_depth is None or len(layers) <= max_depth):
-        nxt = np.unique(_gather(adj.indptr, adj.indices, layers[-1]))
+        nxt = np.unique(np.concatenate([_gather(a.indptr, a.indices, layers[-1]) for a in adjs]))
         nxt = nxt[~seen[nxt]]
         seen[nxt] = True
         if not nxt.size:
@@ -374,7 +377,7 @@ def _check_closed_loops(graph: OwnershipGraph, org_idx: IntArray, labels: IntArr
 # ---------------------------------------------------------------------------------------------
 
 
-def _lu_natural(m: sp.spmatrix) -> sp.linalg.SuperLU:
+def _lu_natural(m: sp.spmatrix) -> SuperLU:
     # NATURAL: the caller ordered the matrix so it is (block) triangular; any other ordering
     # destroys that (~3,000× slower here). Diagonal pivots: the matrix is diagonally dominant.
     return splu(sp.csc_matrix(m), permc_spec="NATURAL", diag_pivot_thresh=0.0)
@@ -421,11 +424,12 @@ def integrated_owners_of(graph: OwnershipGraph, org: str) -> dict[str, float]:
     return _as_dict(graph, nodes, values, j)
 
 
-def _block_inverse(s: _Structure) -> sp.csr_matrix:
+def _block_inverse(graph: OwnershipGraph) -> sp.csr_matrix:
     """(I − D)⁻¹ for D = the within-SCC part of A: identity outside cyclic blocks, dense inverses
     inside. Blocks are batched by size class into one block-diagonal natural-order LU, solved
     against one right-hand side per in-block position: blocks do not interact, so column k of the
     solve is column k of every block's inverse at once."""
+    s = graph.structure
     n_o = len(s.org_idx)
     in_cyclic = s.cyclic[s.labels]
     nodes = np.flatnonzero(in_cyclic)
@@ -435,20 +439,21 @@ def _block_inverse(s: _Structure) -> sp.csr_matrix:
     cols: list[IntArray] = [rows[0]]
     vals: list[FloatArray] = [np.ones(len(rows[0]))]
     lower = 0
-    for cap in (*_DENSE_BATCH_CLASSES, None):
+    for cap in (*_LU_BATCH_CLASSES, None):
         group = nodes[(sizes > lower) & ((sizes <= cap) if cap is not None else True)]
         if cap is None:  # very large blocks: one LU each (their answer is dense anyway)
             for label in np.unique(s.labels[group]):
-                _block_inverse_batch(s, group[s.labels[group] == label], rows, cols, vals)
+                _block_inverse_batch(graph, group[s.labels[group] == label], rows, cols, vals)
         elif group.size:
-            _block_inverse_batch(s, group, rows, cols, vals)
+            _block_inverse_batch(graph, group, rows, cols, vals)
         lower = cap or 0
     Z = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_o, n_o))
     return Z
 
 
-def _block_inverse_batch(s: _Structure, group: IntArray, rows: list[IntArray], cols: list[IntArray],
-                         vals: list[FloatArray]) -> None:
+def _block_inverse_batch(graph: OwnershipGraph, group: IntArray, rows: list[IntArray],
+                         cols: list[IntArray], vals: list[FloatArray]) -> None:
+    s = graph.structure
     block = s.A[group][:, group]
     lu = _lu_natural(sp.identity(len(group), format="csc") - block)
     labels = s.labels[group]
@@ -464,7 +469,7 @@ def _block_inverse_batch(s: _Structure, group: IntArray, rows: list[IntArray], c
     x = lu.solve(rhs)
     if not np.all(np.isfinite(x)) or x.min() < -1e-9:
         raise OwnershipDataError("ownership cycle with no finite integrated ownership",
-                                 orgs=[int(g) for g in group[:50]])
+                                 orgs=sorted(graph.ids[i] for i in s.org_idx[group[:50]]))
     reps = size[block_of]
     r = np.repeat(np.arange(len(group)), reps)
     kk = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
@@ -480,7 +485,7 @@ def integrated_matrix(graph: OwnershipGraph) -> sp.csr_matrix:
     n_o = len(s.org_idx)
     perm = s.perm
     Ap = s.A[perm][:, perm].tocsr()  # level-sorted: level l is the row range bounds[l]:bounds[l+1]
-    Zp = _block_inverse(s)[perm][:, perm].tocsr()
+    Zp = _block_inverse(graph)[perm][:, perm].tocsr()
     lab = s.labels[perm]
     coo = Ap.tocoo()
     cross = lab[coo.row] != lab[coo.col]
@@ -672,14 +677,16 @@ def control_groups(graph: OwnershipGraph, roles: RoleIndex | Iterable[Role],
             pos[extra] = len(ids)
             ids.append(extra)
     n = len(ids)
+    if n == 0:
+        return ControlGroups([], [], [])
     parent = np.full(n, -1, dtype=np.int64)
+    rank = np.argsort(np.argsort(np.array(ids, dtype=object), kind="stable"))  # string order of ids
 
     coo = M.tocoo()
     pick = (coo.data > MAJORITY + SHARE_TOLERANCE) & (coo.row != coo.col)
     r, c, v = coo.row[pick].astype(np.int64), coo.col[pick].astype(np.int64), coo.data[pick]
     if r.size:
         direct = np.asarray(graph.W[r, c]).ravel()
-        rank = np.argsort(np.argsort(np.array(ids[: graph.n], dtype=object), kind="stable"))
         order = np.lexsort((rank[r], -np.round(v, 12), -direct, c))
         first = order[np.r_[True, c[order][1:] != c[order][:-1]]]
         parent[c[first]] = r[first]
@@ -717,10 +724,9 @@ def control_groups(graph: OwnershipGraph, roles: RoleIndex | Iterable[Role],
     lb = np.array([b for _, b in links], dtype=np.int64)
     link_graph = sp.csr_matrix((np.ones(len(la)), (la, lb)), shape=(n, n))
     _, comp = csgraph.connected_components(link_graph, directed=False)
-    rank_all = np.argsort(np.argsort(np.array(ids, dtype=object), kind="stable"))
-    best = np.full(comp.max() + 1 if n else 0, n, dtype=np.int64)
-    np.minimum.at(best, comp[head], rank_all[head])
-    by_rank = np.argsort(rank_all)
+    best = np.full(comp.max() + 1, n, dtype=np.int64)
+    np.minimum.at(best, comp[head], rank[head])
+    by_rank = np.argsort(rank)
     group = [ids[int(by_rank[best[k]])] for k in comp.tolist()]
     return ControlGroups(ids, group, controller)
 
@@ -729,7 +735,8 @@ class RelatedParties:
     """Related-party test (API §1): same control group, a shared person in an active role (any
     role; a person is linked to the organisations where they hold one), or ≥ 5 % direct stake."""
 
-    def __init__(self, graph: OwnershipGraph, groups: ControlGroups, roles: RoleIndex | Iterable[Role]) -> None:
+    def __init__(self, graph: OwnershipGraph, groups: ControlGroups,
+                 roles: RoleIndex | Iterable[Role]) -> None:
         self.graph = graph
         self.groups = groups
         self.roles = RoleIndex.of(roles)
@@ -791,14 +798,15 @@ def ownership_paths(graph: OwnershipGraph, holder: str, org: str, max_depth: int
             break
         if len(p) - 1 > max_depth:
             continue
-        fr = tuple(G[a][b]["fraction"] for a, b in zip(p, p[1:], strict=False))
+        fr = tuple(G[a][b]["fraction"] for a, b in itertools.pairwise(p))
         paths.append(Path(tuple(graph.ids[k] for k in p), fr, math.prod(fr)))
     return paths
 
 
 def find_cycles(graph: OwnershipGraph) -> list[HoldingCycle]:
     """Circular holdings (交叉持股/循环持股): every SCC of ≥ 2 organisations and every self-holding,
-    each with a canonical cycle — the shortest through the SCC's smallest id, ties by ids."""
+    each with a canonical cycle: a shortest one through the SCC's smallest id, found by BFS over
+    id-sorted edges, so the same holdings always give the same cycle and fingerprint."""
     s = graph.structure
     cyclic_orgs = np.flatnonzero(s.cyclic[s.labels])
     by_label: dict[int, list[int]] = defaultdict(list)
@@ -814,8 +822,9 @@ def find_cycles(graph: OwnershipGraph) -> list[HoldingCycle]:
         sub = graph.W[members][:, members].tocoo()
         G = nx.DiGraph()
         G.add_nodes_from(sorted(members, key=lambda m: graph.ids[m]))
-        edges = sorted(((members[a], members[b]) for a, b in zip(sub.row.tolist(), sub.col.tolist(), strict=True)
-                        if a != b), key=lambda e: (graph.ids[e[0]], graph.ids[e[1]]))
+        pairs = zip(sub.row.tolist(), sub.col.tolist(), strict=True)
+        edges = sorted(((members[a], members[b]) for a, b in pairs if a != b),
+                       key=lambda e: (graph.ids[e[0]], graph.ids[e[1]]))
         G.add_edges_from(edges)
         back = nx.single_source_shortest_path(G.reverse(copy=False), start)  # paths into `start`
         best: list[str] | None = None
@@ -843,10 +852,9 @@ def subgraph_around(graph: OwnershipGraph, entity: str, depth: int = 3,
     i = graph.index.get(entity)
     if i is None:
         return {"nodes": [], "edges": [], "truncated": False}
-    both = (graph.W + graph.WT).tocsr()
     chosen: list[int] = []
     truncated = False
-    for layer in _bfs(both, np.array([i]), depth):
+    for layer in _bfs((graph.W, graph.WT), np.array([i]), depth):
         room = max_nodes - len(chosen)
         ordered = sorted(layer.tolist(), key=lambda k: graph.ids[k])
         if len(ordered) > room:

@@ -1,0 +1,239 @@
+"""Reads that only the dashboard pages need (the API's selectors live in businesschain.selectors and
+supervision.selectors / supervision.penetration). Query counts are bounded: none loops over rows."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db.models import Count, Max, QuerySet
+from django.db.models.functions import TruncMinute
+from django.utils import timezone
+
+from businesschain.models import Block, Chain, Entity, RejectedSubmission, Transaction
+from businesschain.protocol.identifiers import is_prc_id, mask_prc_id
+from supervision.models import Alert, Anchor
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+RATE_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRow:
+    """One line of the overview's chain table."""
+
+    id: str
+    name: str
+    status: str
+    height: int
+    head_hash: str
+    last_block_at: datetime | None
+    lag_seconds: int | None
+    blocks_behind: int | None
+    blocks_per_minute: float
+    overdue: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.id,
+            "name": self.name,
+            "status": self.status,
+            "height": self.height,
+            "head_hash": self.head_hash,
+            "last_block_at": self.last_block_at.isoformat() if self.last_block_at else None,
+            "lag_seconds": self.lag_seconds,
+            "blocks_behind": self.blocks_behind,
+            "blocks_per_minute": self.blocks_per_minute,
+        }
+
+
+def chain_overview(*, now: datetime | None = None) -> list[ChainRow]:
+    """Every chain with its head, lag, block rate over the last 10 minutes and, when a refused
+    submission told us of a higher height since the last accepted block, how far behind we are."""
+    now = now or timezone.now()
+    chains = list(Chain.objects.order_by("id"))
+    recent = dict(
+        Block.objects.filter(received_at__gte=now - RATE_WINDOW)
+        .values_list("chain_id")
+        .annotate(n=Count("id"))
+        .values_list("chain_id", "n")
+    )
+    refused = {
+        row["chain_id_text"]: row
+        for row in RejectedSubmission.objects.filter(height__isnull=False)
+        .values("chain_id_text")
+        .annotate(max_height=Max("height"), last=Max("received_at"))
+    }
+    rows = []
+    for chain in chains:
+        lag = int((now - chain.last_block_at).total_seconds()) if chain.last_block_at else None
+        behind = None
+        seen = refused.get(chain.id)
+        if seen and (chain.last_block_at is None or seen["last"] >= chain.last_block_at):
+            gap = seen["max_height"] - chain.head_height
+            behind = gap if gap > 0 else None
+        rows.append(
+            ChainRow(
+                id=chain.id,
+                name=chain.name,
+                status=chain.status,
+                height=chain.head_height,
+                head_hash=chain.head_hash,
+                last_block_at=chain.last_block_at,
+                lag_seconds=max(lag, 0) if lag is not None else None,
+                blocks_behind=behind,
+                blocks_per_minute=round(recent.get(chain.id, 0) / (RATE_WINDOW.total_seconds() / 60), 1),
+                overdue=lag is not None and lag > chain.stall_interval.total_seconds(),
+            )
+        )
+    return rows
+
+
+def blocks_per_minute_series(
+    *, now: datetime | None = None, minutes: int = 30
+) -> tuple[list[str], dict[str, list[int]]]:
+    """Blocks received per chain in each of the last `minutes` minutes (Asia/Shanghai labels),
+    zero-filled; one grouped query."""
+    now = (now or timezone.now()).astimezone(SHANGHAI)
+    end = now.replace(second=0, microsecond=0)
+    start = end - timedelta(minutes=minutes - 1)
+    buckets = [start + timedelta(minutes=i) for i in range(minutes)]
+    index = {b: i for i, b in enumerate(buckets)}
+    series: dict[str, list[int]] = {c: [0] * minutes for c in Chain.objects.values_list("id", flat=True)}
+    rows = (
+        Block.objects.filter(received_at__gte=start)
+        .annotate(minute=TruncMinute("received_at", tzinfo=SHANGHAI))
+        .values("chain_id", "minute")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        minute = row["minute"].astimezone(SHANGHAI).replace(second=0, microsecond=0)
+        if minute in index:
+            series.setdefault(row["chain_id"], [0] * minutes)[index[minute]] += row["n"]
+    return [b.strftime("%H:%M") for b in buckets], series
+
+
+def alert_counts_by_severity() -> dict[str, dict[str, int]]:
+    """`{severity: {status: n}}` over all alerts."""
+    counts: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in Alert.objects.order_by().values("severity", "status").annotate(n=Count("id")):
+        counts[row["severity"]][row["status"]] = row["n"]
+    return dict(counts)
+
+
+def alert_page_list(
+    *, code: str = "", severity: str = "", status: str = "", chain: str = ""
+) -> QuerySet[Alert]:
+    """Alerts newest first, filtered like `GET alerts` (empty filter = any)."""
+    qs = Alert.objects.select_related("assignee").order_by("-created_at", "-id")
+    if code:
+        qs = qs.filter(code=code)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if status:
+        qs = qs.filter(status=status)
+    if chain:
+        qs = qs.filter(chain_id=chain)
+    return qs
+
+
+def alert_filter_choices() -> dict[str, list[str]]:
+    """The codes and chains that occur, for the filter drop-downs."""
+    return {
+        "codes": sorted(set(Alert.objects.order_by().values_list("code", flat=True).distinct())),
+        "chains": list(Chain.objects.order_by("id").values_list("id", flat=True)),
+    }
+
+
+def recent_blocks(*, chain_id: str, before: int | None = None, limit: int = 50) -> list[Block]:
+    qs = Block.objects.filter(chain_id=chain_id)
+    if before is not None:
+        qs = qs.filter(height__lt=before)
+    return list(qs.order_by("-height")[:limit])
+
+
+def block_transactions(block: Block) -> QuerySet[Transaction]:
+    return Transaction.objects.filter(block=block).order_by("index")
+
+
+@dataclass(frozen=True, slots=True)
+class AnchorStatus:
+    """Where a business block stands in the supervision chain."""
+
+    state: str  # "sealed" / "pending" / "missing"
+    supervision_height: int | None = None
+    supervision_hash: str = ""
+    leaf_index: int | None = None
+    sealed_at: datetime | None = None
+
+
+def block_anchor_status(*, chain_id: str, height: int) -> AnchorStatus:
+    anchor = (
+        Anchor.objects.select_related("supervision_block").filter(chain_id=chain_id, height=height).first()
+    )
+    if anchor is None:
+        return AnchorStatus(state="missing")
+    sealed = anchor.supervision_block
+    if sealed is None:
+        return AnchorStatus(state="pending")
+    return AnchorStatus(
+        state="sealed",
+        supervision_height=sealed.height,
+        supervision_hash=sealed.block_hash,
+        leaf_index=anchor.leaf_index,
+        sealed_at=sealed.sealed_at,
+    )
+
+
+# --- person identifiers -------------------------------------------------------------------------
+
+_OTHER_ID = re.compile(r"[A-Z]{2}:[A-Za-z0-9-]{1,40}")
+
+
+def person_ids_among(values: Iterable[str]) -> set[str]:
+    """Which of `values` identify natural persons: PRC ID numbers, and other-form ids of
+    entities registered as persons (one query)."""
+    values = {v for v in values if isinstance(v, str)}
+    people = {v for v in values if is_prc_id(v)}
+    others = [v for v in values if _OTHER_ID.fullmatch(v)]
+    if others:
+        people |= set(
+            Entity.objects.filter(id__in=others, kind=Entity.Kind.PERSON).values_list("id", flat=True)
+        )
+    return people
+
+
+def strings_in(value: Any) -> Iterable[str]:
+    """Every string anywhere in a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+
+
+def mask_json(value: Any, people: set[str]) -> Any:
+    """A copy of a JSON value with each person id in `people` masked."""
+    if isinstance(value, str):
+        return mask_prc_id(value) if value in people else value
+    if isinstance(value, dict):
+        return {k: mask_json(v, people) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask_json(v, people) for v in value]
+    return value
+
+
+def entity_names(ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """`{id: (name, kind)}` for the registered entities among `ids` (one query)."""
+    return {
+        e["id"]: (e["name"], e["kind"])
+        for e in Entity.objects.filter(id__in=set(ids)).values("id", "name", "kind")
+    }
