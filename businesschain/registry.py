@@ -107,6 +107,20 @@ def chain_nodes_change(
     return node_set
 
 
+@transaction.atomic
+def chain_status_set(*, chain_id: str, status: str) -> bool:
+    """Set a chain's status (supervision marks silent chains `stalled`); True if it changed.
+    Announcing the change is the caller's business."""
+    if status not in Chain.Status.values:
+        raise InvalidInput(f"unknown chain status {status!r}", code="invalid_status")
+    chain = _locked_chain(chain_id)
+    if chain.status == status:
+        return False
+    chain.status = status
+    chain.save(update_fields=["status"])
+    return True
+
+
 def current_node_set(chain: Chain) -> NodeSet:
     node_set = NodeSet.objects.filter(chain=chain).order_by("-version").first()
     if node_set is None:

@@ -7,6 +7,9 @@ through ctypes, or in gmssl where libcrypto lacks SM2 — see `backend_name()`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from gm import _backend
 
 
@@ -23,9 +26,19 @@ def set_backend(name: str | None) -> str | None:
     return _backend.set_backend(name)
 
 
+@contextmanager
+def use_backend(name: str | None) -> Iterator[None]:
+    """Run a block on one SM2 backend (process-wide, so meant for tests and benchmarks)."""
+    previous = set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
 def available_backends() -> list[str]:
     """Backends that load here, fastest first."""
     return _backend.available()
 
 
-__all__ = ["available_backends", "backend_name", "set_backend"]
+__all__ = ["available_backends", "backend_name", "set_backend", "use_backend"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
@@ -46,3 +47,14 @@ class ChainTokenAuthentication(BaseAuthentication):
 
 def chain_token(request: Request) -> ChainToken | None:
     return request.auth if isinstance(request.auth, ChainToken) else None
+
+
+class ChainTokenScheme(OpenApiAuthenticationExtension):
+    """OpenAPI description of the chain key (drf-spectacular registers subclasses on import)."""
+
+    target_class = ChainTokenAuthentication
+    name = "chainToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Token <key>` issued by `register_chain` (ECP/1 §5)."}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
@@ -24,7 +25,8 @@ class BlockSubmitApi(APIView):
     authentication_classes = _AUTH
     permission_classes = [AllowAny]  # block_submit applies ECP/1's own order of checks
 
-    @extend_schema(request=None, responses={201: dict, 200: dict})
+    @extend_schema(operation_id="block_submit", request=OpenApiTypes.OBJECT,
+                   responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request: Request, chain: str) -> Response:
         try:
             body: bytes | None = request.body
@@ -47,6 +49,7 @@ class ChainListApi(APIView):
 
     permission_classes = [IsRegulator]
 
+    @extend_schema(operation_id="chain_list", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         return Response(selectors.chain_list())
 
@@ -55,6 +58,7 @@ class ChainDetailApi(APIView):
     authentication_classes = _AUTH
     permission_classes = [IsRegulatorOrOwnChain]
 
+    @extend_schema(operation_id="chain_detail", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, chain: str) -> Response:
         return Response(selectors.chain_summary(selectors.chain_get(chain_id=chain)))
 
@@ -65,6 +69,7 @@ class TransactionDetailApi(APIView):
     authentication_classes = _AUTH
     permission_classes = [IsAuthenticatedParty]
 
+    @extend_schema(operation_id="transaction_detail", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, tx_id: str) -> Response:
         token = chain_token(request)
         tx = selectors.transaction_get(tx_id=tx_id, chain_id=token.chain_id if token else None)
@@ -76,6 +81,7 @@ class RejectionListApi(APIView):
 
     permission_classes = [IsRegulator]
 
+    @extend_schema(operation_id="rejection_list", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(

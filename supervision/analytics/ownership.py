@@ -454,9 +454,11 @@ def _block_inverse(graph: OwnershipGraph) -> sp.csr_matrix:
 def _block_inverse_batch(graph: OwnershipGraph, group: IntArray, rows: list[IntArray],
                          cols: list[IntArray], vals: list[FloatArray]) -> None:
     s = graph.structure
-    block = s.A[group][:, group]
-    lu = _lu_natural(sp.identity(len(group), format="csc") - block)
     labels = s.labels[group]
+    sub = s.A[group][:, group].tocoo()
+    inside = labels[sub.row] == labels[sub.col]  # D only: edges between batched blocks belong to E
+    block = sp.csc_matrix((sub.data[inside], (sub.row[inside], sub.col[inside])), shape=sub.shape)
+    lu = _lu_natural(sp.identity(len(group), format="csc") - block)
     starts_mask = np.r_[True, labels[1:] != labels[:-1]]
     start_pos = np.flatnonzero(starts_mask)
     size = np.diff(np.r_[start_pos, len(group)])

@@ -1,0 +1,182 @@
+"""Alert reads, shaped as the supervision API answers them (§1 "Alert rules").
+
+One function builds an alert's JSON for the API and for live events (`alert_json`), so the two
+never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import translation
+from django.utils.dateparse import parse_date, parse_datetime
+
+from businesschain.errors import InvalidInput, NotFound
+from businesschain.protocol.identifiers import is_chain_id
+from businesschain.protocol.times import format_time
+from supervision.models import Alert, AlertHistory
+from supervision.realtime.events import AlertDetailJson, AlertEventJson, AlertHistoryEntry, AlertJson
+
+ALERT_CODES = (
+    "fork", "bad_signature", "bad_prev_hash", "chain_stalled", "circular_holding", "wash_trade",
+    "trade_ring", "related_party_trade", "threshold_crossing", "broker_stake_limit",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertFilters:
+    """`GET alerts?code=&severity=&status=&chain=&entity=&since=`. `code`, `severity` and `status`
+    take one value or several separated by commas. `since` keeps alerts seen at or after that time
+    (`last_seen >= since`), which includes every alert created since."""
+
+    codes: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    chain: str | None = None
+    entity: str | None = None
+    since: datetime | None = None
+
+
+def _invalid_filter(parameter: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{parameter}: {message}", code="invalid_filter", parameter=parameter)
+
+
+def _choices(query: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return ()
+    values = tuple(dict.fromkeys(v.strip() for v in raw.split(",")))
+    for value in values:
+        if value not in allowed:
+            raise _invalid_filter(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return values
+
+
+def _since(raw: str) -> datetime:
+    moment = parse_datetime(raw.replace(" ", "+") if "T" in raw else raw)  # a '+' decoded as ' '
+    if moment is None:
+        day = parse_date(raw)
+        if day is None:
+            raise ValueError(raw)
+        moment = datetime.combine(day, time(0), tzinfo=UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the wire speaks UTC
+    return moment
+
+
+def alert_filters_parse(query: Mapping[str, str]) -> AlertFilters:
+    """Validate the list's query parameters; a bad value is `400 invalid_filter` naming it.
+    Parameters that are not filters (page, page_size, …) are ignored."""
+    chain = query.get("chain") or None
+    if chain is not None and not is_chain_id(chain):
+        raise _invalid_filter("chain", f"{chain!r} is not a chain id")
+    entity = query.get("entity") or None
+    if entity is not None and len(entity) > 64:
+        raise _invalid_filter("entity", "an entity id has at most 64 characters")
+    since = None
+    if raw_since := query.get("since"):
+        try:
+            since = _since(raw_since)
+        except (ValueError, OverflowError):
+            raise _invalid_filter("since", f"{raw_since!r} is not an RFC 3339 time or a date") from None
+    return AlertFilters(
+        codes=_choices(query, "code", ALERT_CODES),
+        severities=_choices(query, "severity", tuple(Alert.Severity.values)),
+        statuses=_choices(query, "status", tuple(Alert.Status.values)),
+        chain=chain, entity=entity, since=since,
+    )
+
+
+def alert_list(*, filters: AlertFilters | None = None) -> QuerySet[Alert]:
+    """Alerts matching the filters, newest first."""
+    filters = filters or AlertFilters()
+    qs = Alert.objects.select_related("assignee")
+    if filters.codes:
+        qs = qs.filter(code__in=filters.codes)
+    if filters.severities:
+        qs = qs.filter(severity__in=filters.severities)
+    if filters.statuses:
+        qs = qs.filter(status__in=filters.statuses)
+    if filters.chain:
+        qs = qs.filter(chain_id=filters.chain)
+    if filters.entity:
+        qs = qs.filter(entity_links__entity_id=filters.entity)  # unique per (alert, entity): no dups
+    if filters.since:
+        qs = qs.filter(last_seen__gte=filters.since)
+    return qs.order_by("-created_at", "-id")
+
+
+def alert_get(*, alert_id: int | str) -> Alert:
+    try:
+        pk = int(alert_id)
+    except (TypeError, ValueError):
+        pk = -1
+    alert = Alert.objects.select_related("assignee").filter(pk=pk).first() if pk > 0 else None
+    if alert is None:
+        raise NotFound(f"No alert {alert_id}.", code="unknown_alert")
+    return alert
+
+
+def _english(language: str | None) -> bool:
+    return (language or translation.get_language() or "").lower().startswith("en")
+
+
+def alert_json(alert: Alert, *, language: str | None = None) -> AlertJson:
+    """An item of `GET alerts`; title and detail in `language` (default: the active language)."""
+    english = _english(language)
+    return {
+        "id": alert.pk,
+        "code": alert.code,
+        "severity": alert.severity,
+        "status": alert.status,
+        "title": alert.title_en if english else alert.title_zh,
+        "detail": alert.detail_en if english else alert.detail_zh,
+        "chain": alert.chain_id or None,
+        "block_height": alert.block_height,
+        "tx_ids": list(alert.tx_ids),
+        "entities": list(alert.entities),
+        "created_at": format_time(alert.created_at),
+        "last_seen": format_time(alert.last_seen),
+        "assignee": alert.assignee.get_username() if alert.assignee_id and alert.assignee else None,
+    }
+
+
+def alert_event_json(alert: Alert) -> AlertEventJson:
+    """The alert inside a live event: the list item in Chinese, plus the English texts."""
+    return {
+        **alert_json(alert, language="zh-hans"),
+        "title_en": alert.title_en,
+        "detail_en": alert.detail_en,
+    }  # type: ignore[typeddict-item]
+
+
+def alert_history(alert: Alert) -> list[AlertHistoryEntry]:
+    rows = AlertHistory.objects.filter(alert=alert).select_related("by").order_by("at", "id")
+    return [
+        {
+            "at": format_time(row.at),
+            "by": row.by.get_username() if row.by_id and row.by else None,
+            "field": row.field,
+            "from": row.from_value or None,
+            "to": row.to_value or None,
+            "note": row.note,
+        }
+        for row in rows
+    ]
+
+
+def alert_detail_json(alert: Alert, *, language: str | None = None) -> AlertDetailJson:
+    """`GET alerts/{id}`: the list item with its evidence and history."""
+    return {
+        **alert_json(alert, language=language),
+        "evidence": alert.evidence,
+        "history": alert_history(alert),
+    }  # type: ignore[typeddict-item]
+
+
+def _unused(_: Any, __: date) -> None:  # pragma: no cover
+    pass
