@@ -164,7 +164,8 @@ def bench_ownership() -> None:
     t0 = time.perf_counter()
     M = integrated_matrix(graph)
     t_matrix = time.perf_counter() - t0
-    roles = [Role(syn.ids[i], syn.ids[N_ORGS + i], "actual_controller", True) for i in range(0, N_ORGS, 400)]
+    roles = [Role(syn.ids[i], syn.ids[N_ORGS + k], "actual_controller", True)
+             for k, i in enumerate(range(0, N_ORGS, 400))]
     t0 = time.perf_counter()
     owners = beneficial_owners_all(graph, roles, matrix=M)
     t_bo = time.perf_counter() - t0

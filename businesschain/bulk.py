@@ -118,3 +118,27 @@ def _is_json(model: type[models.Model], column: str) -> bool:
         if f.column == column:
             return isinstance(f, models.JSONField)
     return False
+
+
+def existing(model: type[models.Model], column: str, values: Sequence[str],
+             **equal: str) -> set[str]:
+    """Which of `values` are stored in `column` (with `equal` column filters): one statement.
+
+    PostgreSQL gets a single array parameter (`= ANY(%s)`), which plans far faster than an IN list
+    of a thousand placeholders; SQLite gets the IN list.
+    """
+    if not values:
+        return set()
+    table = model._meta.db_table
+    qn = connection.ops.quote_name
+    where = "".join(f" AND {qn(c)} = %s" for c in equal)
+    if connection.vendor == "postgresql":
+        sql = f"SELECT {qn(column)} FROM {qn(table)} WHERE {qn(column)} = ANY(%s){where}"
+        params: list[Any] = [list(values), *equal.values()]
+    else:
+        marks = ", ".join(["%s"] * len(values))
+        sql = f"SELECT {qn(column)} FROM {qn(table)} WHERE {qn(column)} IN ({marks}){where}"
+        params = [*values, *equal.values()]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}

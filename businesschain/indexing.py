@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from businesschain.protocol.canonical import canonical_json_unchecked
 from businesschain.protocol.schemas import Transaction
 
 # table → columns, in row-tuple order
@@ -60,21 +59,22 @@ class IndexRows:
 
 
 def parse_time(text: str) -> datetime:
-    """ECP/1 time (`YYYY-MM-DDTHH:MM:SS.mmmZ`, already schema-checked) as an aware UTC datetime."""
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """ECP/1 time (`YYYY-MM-DDTHH:MM:SS.mmmZ`, already schema-checked) as an aware UTC datetime.
+    `fromisoformat` (C, reads the `Z` since 3.11) is ~10× faster than strptime here."""
+    return datetime.fromisoformat(text)
 
 
 def index_rows(
     *, chain_id: str, block_id: int, height: int, timestamp: datetime,
-    transactions: Sequence[Transaction],
+    transactions: Sequence[Transaction], bodies: Sequence[str],
 ) -> IndexRows:
+    """`bodies` are the transactions' canonical JSON texts, stored as they were hashed."""
     rows = IndexRows()
     append, latest = rows.append, rows.latest
     for position, tx in enumerate(transactions):
         body = tx.body
         append["transaction"].append(
-            (chain_id, block_id, height, position, tx.tx_id, tx.type, tx.nonce,
-             canonical_json_unchecked(body).decode("utf-8"))
+            (chain_id, block_id, height, position, tx.tx_id, tx.type, tx.nonce, bodies[position])
         )
         source = (chain_id, tx.tx_id, height)
         kind = tx.type

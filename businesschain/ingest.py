@@ -41,7 +41,7 @@ from businesschain.protocol import schemas
 from businesschain.protocol.references import defines, references
 from businesschain.registry import parsed_public_key
 from businesschain.signals import block_accepted, block_rejected
-from businesschain.verify import BlockRejected, ChainState, has_valid_quorum, verify_block
+from businesschain.verify import BlockRejected, ChainState, body_texts, has_valid_quorum, verify_block
 from gm.sm3 import sm3_hex
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,8 @@ def _store(
             quorum=node_set.quorum,
         )
         try:
-            verdict = verify_block(block, state, now=now, max_skew=skew)
+            bodies = body_texts(block)
+            verdict = verify_block(block, state, now=now, max_skew=skew, bodies=bodies)
         except BlockRejected as error:
             error.extra.update(where)
             raise
@@ -230,7 +231,7 @@ def _store(
             tx_root=header.tx_root, signatures=[{"node": s.node, "sig": s.sig} for s in block.signatures],
             node_set=node_set, verification=verification, received_at=now,
         )
-        _write_index(chain.id, stored, block)
+        _write_index(chain.id, stored, block, bodies)
         head_height, head_hash, head_timestamp = header.height, block.block_hash, header.timestamp
         outcome.accepted.append({
             "height": header.height,
@@ -283,8 +284,7 @@ def _check_duplicate_nonces(
             )
         seen.add(nonce)
     if nonces:
-        stored = set(Transaction.objects.filter(chain=chain, nonce__in=nonces)
-                     .values_list("nonce", flat=True))
+        stored = bulk.existing(Transaction, "nonce", nonces, chain_id=chain.id)
         if stored:
             tx_index = next(i for i, n in enumerate(nonces) if n in stored)
             raise BlockRejected(
@@ -304,21 +304,15 @@ def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]
         for kind, ids in references(tx).items():
             wanted[kind].update(ids)
     missing = {kind: ids - defined[kind] for kind, ids in wanted.items()}
-    if missing["entities"]:
-        missing["entities"] -= set(Entity.objects.filter(id__in=missing["entities"])
-                                   .values_list("id", flat=True))
-    if missing["accounts"]:
-        missing["accounts"] -= set(Account.objects.filter(chain=chain, account__in=missing["accounts"])
-                                   .values_list("account", flat=True))
-    if missing["securities"]:
-        missing["securities"] -= set(Security.objects.filter(code__in=missing["securities"])
-                                     .values_list("code", flat=True))
+    missing["entities"] -= bulk.existing(Entity, "id", sorted(missing["entities"]))
+    missing["accounts"] -= bulk.existing(Account, "account", sorted(missing["accounts"]), chain_id=chain.id)
+    missing["securities"] -= bulk.existing(Security, "code", sorted(missing["securities"]))
     return {kind: sorted(ids) for kind, ids in missing.items() if ids}
 
 
-def _write_index(chain_id: str, stored: Block, block: schemas.Block) -> None:
+def _write_index(chain_id: str, stored: Block, block: schemas.Block, bodies: Sequence[str]) -> None:
     rows = index_rows(chain_id=chain_id, block_id=stored.pk, height=stored.height,
-                      timestamp=block.header.timestamp, transactions=block.transactions)
+                      timestamp=block.header.timestamp, transactions=block.transactions, bodies=bodies)
     for table, model in _APPEND_MODELS.items():
         bulk.insert_rows(model, TABLES[table], rows.append.get(table, []))
     for table, (model, conflict, newer_than) in _LATEST_MODELS.items():

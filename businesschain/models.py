@@ -127,8 +127,9 @@ class Transaction(models.Model):
     """An accepted transaction. `body` is its canonical JSON text (ECP/1 CJ), byte for byte what
     `tx_id` was computed over, so the audit can recompute it from the row alone."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
-    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="transactions")
+    # Indexes cost on every COPY: (chain, nonce) and (block, index) already cover these two.
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="transactions", db_index=False)
     height = models.BigIntegerField()
     index = models.PositiveIntegerField()
     tx_id = models.CharField(max_length=64, db_index=True)
@@ -237,7 +238,7 @@ class Security(models.Model):
 class Account(models.Model):
     """A securities account on one chain, its holder and broker."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
     account = models.CharField(max_length=20)
     holder_id = models.CharField(max_length=64, db_index=True)
     broker_id = models.CharField(max_length=64)
@@ -351,7 +352,7 @@ class ConcertParty(models.Model):
 class Trade(models.Model):
     """An executed trade (append-only)."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
     height = models.BigIntegerField()
     tx_id = models.CharField(max_length=64)
     security = models.CharField(max_length=6)
@@ -375,7 +376,7 @@ class Trade(models.Model):
 class Transfer(models.Model):
     """A non-trade transfer (非交易过户), timed by its block (append-only)."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
     height = models.BigIntegerField()
     tx_id = models.CharField(max_length=64)
     security = models.CharField(max_length=6)
@@ -399,7 +400,7 @@ class Transfer(models.Model):
 class Position(models.Model):
     """Net quantity per account and security on one chain, from trades and transfers."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
     account = models.CharField(max_length=20)
     security = models.CharField(max_length=6)
     quantity = models.BigIntegerField(default=0)

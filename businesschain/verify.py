@@ -6,14 +6,17 @@ failure as a `BlockRejected` (422) carrying the spec'd code, or returns what it 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from businesschain.errors import Unprocessable
-from businesschain.protocol.hashing import compute_block_hash, compute_tx_id, tx_root
+from businesschain.protocol.canonical import canonical_json_unchecked
+from businesschain.protocol.hashing import compute_block_hash, tx_root
 from businesschain.protocol.schemas import Block
 from gm import sm2
+from gm.sm3 import sm3_hex
 
 GENESIS_PREV_HASH = "0" * 64
 
@@ -47,13 +50,26 @@ class Verdict:
         }
 
 
-def verify_block(block: Block, state: ChainState, *, now: datetime, max_skew: timedelta) -> Verdict:
-    """Check hashes, links, time and signatures in ECP/1 §5 order; raise the first failure."""
+def body_texts(block: Block) -> list[str]:
+    """CJ(body) of each transaction, computed once: hashed into tx_id and stored as the body."""
+    return [canonical_json_unchecked(tx.body).decode("utf-8") for tx in block.transactions]
+
+
+def tx_id_of(type_: str, nonce: str, body_text: str) -> str:
+    """SM3(CJ({"body", "nonce", "type"})) from the body's CJ text: the keys sort as written here,
+    and `type` and `nonce` are schema-checked ASCII, so JSON-quoting them is their CJ form."""
+    return sm3_hex(f'{{"body":{body_text},"nonce":{json.dumps(nonce)},"type":"{type_}"}}'.encode())
+
+
+def verify_block(block: Block, state: ChainState, *, now: datetime, max_skew: timedelta,
+                 bodies: Sequence[str]) -> Verdict:
+    """Check hashes, links, time and signatures in ECP/1 §5 order; raise the first failure.
+    `bodies` are the transactions' CJ texts (`body_texts`)."""
     header = block.header
     if compute_block_hash(block.header_raw) != block.block_hash:
         raise BlockRejected("block_hash is not SM3(CJ(header)).", code="bad_block_hash")
     for index, tx in enumerate(block.transactions):
-        if compute_tx_id(tx.type, tx.nonce, tx.body) != tx.tx_id:
+        if tx_id_of(tx.type, tx.nonce, bodies[index]) != tx.tx_id:
             raise BlockRejected(
                 f"transactions[{index}].tx_id is not SM3(CJ({{body, nonce, type}})).",
                 code="bad_tx_id",

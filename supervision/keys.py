@@ -67,8 +67,10 @@ def key_file_path() -> Path:
     return Path(settings.VAR_DIR) / DEV_KEY_NAME
 
 
-def _write_private_key(path: Path, key: sm2.SM2PrivateKey) -> None:
-    """Write atomically with mode 0600 (a reader never sees a half-written key)."""
+def _write_private_key(path: Path, key: sm2.SM2PrivateKey, *, replace: bool = True) -> bool:
+    """Write the PEM atomically with mode 0600, so a reader never sees half a key. With
+    `replace=False` an existing file wins (two processes generating at once agree on one key).
+    Returns whether this call's key is now in place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -77,28 +79,23 @@ def _write_private_key(path: Path, key: sm2.SM2PrivateKey) -> None:
             handle.write(key.to_pem())
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
+        if replace:
+            os.replace(temp, path)
+            return True
+        try:
+            os.link(temp, path)  # fails if the file exists: never overwrite a key
+        except FileExistsError:
+            return False
+        return True
+    finally:
         Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _read_or_create(path: Path) -> sm2.SM2PrivateKey:
     if not path.exists():
         if not settings.DEBUG:
             raise ImproperlyConfigured(f"The supervisor key file {path} does not exist.")
-        key = sm2.generate_private_key()
-        try:  # O_EXCL-like: never overwrite a key another process just wrote
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_private_key(path, key)
-            log.warning("generated a development supervisor key at %s", path)
-        else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(key.to_pem())
+        if _write_private_key(path, sm2.generate_private_key(), replace=False):
             log.warning("generated a development supervisor key at %s", path)
     try:
         return sm2.load_private_key(path.read_bytes())
@@ -161,8 +158,7 @@ def signing_key() -> SigningKey:
         except FileNotFoundError:
             stamp = (str(path), None)
         cached = _cache.get("key")
-        if cached is not None and _cache.get("stamp") == stamp and stamp[1] is not None \
-                and SupervisorKey.objects.filter(pk=cached.key_id, retired_at__isnull=True).exists():
+        if cached is not None and _cache.get("stamp") == stamp and stamp[1] is not None:
             return cached
         private = _read_or_create(path)
         stat = path.stat()

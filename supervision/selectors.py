@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
-from typing import Any
+from datetime import UTC, datetime, time
 
 from django.db.models import QuerySet
 from django.utils import translation
@@ -21,10 +20,20 @@ from businesschain.protocol.times import format_time
 from supervision.models import Alert, AlertHistory
 from supervision.realtime.events import AlertDetailJson, AlertEventJson, AlertHistoryEntry, AlertJson
 
-ALERT_CODES = (
-    "fork", "bad_signature", "bad_prev_hash", "chain_stalled", "circular_holding", "wash_trade",
-    "trade_ring", "related_party_trade", "threshold_crossing", "broker_stake_limit",
-)
+#: supervision API §1: every alert code and its severity.
+ALERT_SEVERITIES: dict[str, str] = {
+    "fork": Alert.Severity.CRITICAL,
+    "bad_signature": Alert.Severity.HIGH,
+    "bad_prev_hash": Alert.Severity.HIGH,
+    "chain_stalled": Alert.Severity.MEDIUM,
+    "circular_holding": Alert.Severity.MEDIUM,
+    "wash_trade": Alert.Severity.HIGH,
+    "trade_ring": Alert.Severity.HIGH,
+    "related_party_trade": Alert.Severity.MEDIUM,
+    "threshold_crossing": Alert.Severity.HIGH,
+    "broker_stake_limit": Alert.Severity.MEDIUM,
+}
+ALERT_CODES = tuple(ALERT_SEVERITIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +185,3 @@ def alert_detail_json(alert: Alert, *, language: str | None = None) -> AlertDeta
         "evidence": alert.evidence,
         "history": alert_history(alert),
     }  # type: ignore[typeddict-item]
-
-
-def _unused(_: Any, __: date) -> None:  # pragma: no cover
-    pass

@@ -30,25 +30,14 @@ from businesschain.registry import chain_status_set
 from gm.sm3 import sm3_hex
 from supervision.models import Alert, AlertEntity, AlertHistory
 from supervision.realtime.publish import publish_alert, publish_chain_status
+from supervision.selectors import ALERT_SEVERITIES
 
 log = logging.getLogger(__name__)
 
 Severity = Alert.Severity
 Status = Alert.Status
 
-#: supervision API §1: the severity of each alert code.
-SEVERITIES: Final[dict[str, str]] = {
-    "fork": Severity.CRITICAL,
-    "bad_signature": Severity.HIGH,
-    "bad_prev_hash": Severity.HIGH,
-    "chain_stalled": Severity.MEDIUM,
-    "circular_holding": Severity.MEDIUM,
-    "wash_trade": Severity.HIGH,
-    "trade_ring": Severity.HIGH,
-    "related_party_trade": Severity.MEDIUM,
-    "threshold_crossing": Severity.HIGH,
-    "broker_stake_limit": Severity.MEDIUM,
-}
+SEVERITIES: Final = ALERT_SEVERITIES  # supervision API §1: code → severity
 SEVERITY_RANK: Final[dict[str, int]] = {
     Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3,
 }
@@ -243,7 +232,7 @@ def alert_update(
     alert_id: int,
     by: AbstractBaseUser,
     status: str | None = None,
-    assignee: AbstractBaseUser | None | _Unset = UNSET,
+    assignee: AbstractBaseUser | _Unset | None = UNSET,
     note: str | None = None,
 ) -> Alert:
     """Triage an alert: move its status, (un)assign it, add a note. Every change is one history
@@ -351,7 +340,8 @@ def alert_from_rejection(
     if code == "bad_signature":
         node = extra.get("node")
         evidence.update(node=node, signature_index=extra.get("signature_index"))
-        detail_zh = f"业务链 {chain_id} 高度 {height} 的区块 {block_hash} 中，已注册节点 {node} 的签名验证失败。"
+        detail_zh = (f"业务链 {chain_id} 高度 {height} 的区块 {block_hash} 中，"
+                     f"已注册节点 {node} 的签名验证失败。")
         detail_en = (f"In block {block_hash} at height {height} of chain {chain_id}, the signature of "
                      f"registered node {node} does not verify.")
     else:

@@ -337,8 +337,25 @@ def _alert_context(request: HttpRequest, alert: Alert, form: TriageForm) -> dict
         if alert.evidence else "",
         "history": history,
         "form": form,
-        "status_labels": STATUS_LABELS,
+        "actions": _triage_actions(alert, request.user),
     }
+
+
+def _triage_actions(alert: Alert, user: Any) -> list[dict[str, Any]]:
+    """The triage buttons, each enabled when the service would accept it."""
+    from supervision.services import transition_allowed
+
+    def move(target: str) -> bool:
+        return target != alert.status and transition_allowed(alert.status, target)
+
+    return [
+        {"name": "acknowledge", "label": _("确认"), "enabled": move("acknowledged"), "css": "primary"},
+        {"name": "escalate", "label": _("升级"), "enabled": move("escalated"), "css": ""},
+        {"name": "close", "label": _("关闭"), "enabled": move("closed"), "css": ""},
+        {"name": "reopen", "label": _("重新打开"), "enabled": move("open"), "css": ""},
+        {"name": "assign_me", "label": _("指派给我"), "enabled": alert.assignee_id != user.pk, "css": ""},
+        {"name": "note", "label": _("添加备注"), "enabled": True, "css": ""},
+    ]
 
 
 @require_GET

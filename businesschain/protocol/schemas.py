@@ -39,7 +39,7 @@ from .identifiers import (
     is_prc_id,
     is_uscc,
 )
-from .times import parse_time
+from .times import parse_time, time_problem
 
 MAX_ERRORS: Final = 100
 MAX_BLOCK_TRANSACTIONS: Final = 10_000
@@ -331,11 +331,9 @@ def _boolean(value: Any) -> Problem:
 
 
 def _time(value: Any) -> Problem:
-    if parse_time(value) is not None:
-        return None
     if not isinstance(value, str):
         return _wrong_type(value, "a time string")
-    return "expected a time YYYY-MM-DDTHH:MM:SS.mmmZ (UTC, milliseconds, a real date and time)"
+    return time_problem(value)
 
 
 # Days 29-31 and year 0000 are left to the slow path, which builds the datetime.

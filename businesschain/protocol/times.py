@@ -27,6 +27,15 @@ def parse_time(text: object) -> datetime | None:
         return None
 
 
+def time_problem(text: object) -> str | None:
+    """Why `text` is not an ECP/1 time, or None when it is one."""
+    if parse_time(text) is not None:
+        return None
+    if isinstance(text, str) and _TIME_RE.fullmatch(text) is not None:
+        return "not a real date and time"
+    return "expected a time YYYY-MM-DDTHH:MM:SS.mmmZ (UTC, millisecond precision)"
+
+
 def format_time(moment: datetime) -> str:
     """An aware datetime as an ECP/1 time, truncated to the millisecond."""
     if moment.tzinfo is None or moment.utcoffset() is None:

@@ -48,7 +48,13 @@ REGIONS = (
     "上海", "北京", "深圳", "广州", "杭州", "南京", "苏州", "武汉", "成都", "重庆", "天津", "西安", "厦门",
     "青岛", "宁波", "合肥", "长沙", "郑州", "珠海", "无锡", "常州", "福州", "济南", "大连", "佛山", "东莞",
 )
-BRAND_CHARS = "华信鼎盛恒远金桥瑞丰东方宏达国泰中天合永兴新长江海通银河泰安嘉润德隆光明浦发鸿运锦程天元博远星辰汇通晨阳"
+BRANDS = tuple(
+    "华信 鼎盛 恒远 金桥 瑞丰 宏达 中天 天合 永兴 泰安 嘉润 德隆 鸿运 锦程 天元 博远 星辰 汇通 晨阳 华锐 明阳 "
+    "天宇 金辉 龙腾 华光 昌盛 荣盛 宏图 金龙 鼎信 同创 远航 海纳 恒通 瑞祥 盛达 润泽 华晟 新宇 泰和 康宁 祥云 "
+    "恒信 兴邦 宏远 嘉禾 凯瑞 旭日 华瑞 东盛 金盛 天晟 瑞康 博瑞 正源 鑫达 广润 万通 恒达 国辰 安泰 金源 启明 "
+    "鸿达 华兴 信诚 东华 中宏 天成 永泰 宏盛 华源 嘉信 联创 众诚 鼎泰 润丰 银丰 富源 宝利 安华 华通 卓越 远景 "
+    "峰汇 盛和 天恒 金诚 和信 达安 泓源 智远 科华 盈科 致远 瑞达 融信 睿达 长盈 久安".split()
+)
 INDUSTRIES = (
     ("科技", "科技"), ("电子", "电子"), ("医药", "医药"), ("生物", "生物"), ("能源", "能源"),
     ("新材料", "材料"), ("汽车", "汽车"), ("化工", "化工"), ("机械", "机械"), ("食品", "食品"),
@@ -235,7 +241,7 @@ class NameBook:
         self.names: set[str] = set()
         self.brands: set[str] = set()
         self.codes: set[str] = set()
-        self.account_numbers: set[str] = set()
+        self.account_numbers: set[tuple[str, str]] = set()
 
     def person(self, born_from: int = 1950, born_to: int = 2002) -> Party:
         rng = self.rng
@@ -259,12 +265,14 @@ class NameBook:
                 self.names.add(name)
                 return Party(org_id, "org", name, "USCC")
 
-    def brand(self) -> str:
-        while True:
-            brand = "".join(self.rng.sample(BRAND_CHARS, 2))
-            if brand not in self.brands:
-                self.brands.add(brand)
-                return brand
+    def brand(self, *, unique: bool = True) -> str:
+        """A trade name (字号); unique ones until the list runs out, then combined with a region."""
+        choices = [b for b in BRANDS if b not in self.brands] if unique else list(BRANDS)
+        if not choices:
+            choices = list(BRANDS)
+        brand = self.rng.choice(choices)
+        self.brands.add(brand)
+        return brand
 
     def region(self) -> str:
         return self.rng.choice(REGIONS)
@@ -294,7 +302,7 @@ class NameBook:
             else:  # 证联链: ZL + 10 digits
                 number = "ZL" + "".join(self.rng.choice(digits) for _ in range(10))
             if (chain, number) not in self.account_numbers:
-                self.account_numbers.add((chain, number))  # type: ignore[arg-type]
+                self.account_numbers.add((chain, number))
                 return number
 
 
@@ -369,7 +377,7 @@ def build_world(seed: int, *, groups: int = 24, retail: int = 1500, brokers: int
             world.holdings.append(Holding(issuer, holder, _fraction_shares(total, fraction), total, chain))
 
         ladder = [controller, *companies]
-        for upper, lower in zip(ladder[:-2], ladder[1:-2], strict=True):  # down to H2
+        for upper, lower in zip(ladder[:-3], ladder[1:-2], strict=True):  # controller down to H2
             stake = rng.uniform(0.55, 0.9) if upper == controller else rng.uniform(0.51, 0.85)
             hold(lower, upper, stake, SAC)
             other = relatives[0] if relatives and upper == controller else rng.choice(world.states)

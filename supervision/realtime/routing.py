@@ -2,4 +2,8 @@
 
 from django.urls import path
 
-websocket_urlpatterns: list = []
+from supervision.realtime.consumers import AlertsConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/alerts/", AlertsConsumer.as_asgi(), name="ws-alerts"),
+]

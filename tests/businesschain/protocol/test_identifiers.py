@@ -111,8 +111,8 @@ def test_other_entity_ids(value, ok):
     (ids.is_chain_id, "1sse", False), (ids.is_chain_id, "sse\n", False),
     (ids.is_account, "A12345", True), (ids.is_account, "A" * 20, True), (ids.is_account, "A1234", False),
     (ids.is_account, "A" * 21, False), (ids.is_account, "a12345", False),
-    (ids.is_security, "600000", True), (ids.is_security, "60000", False), (ids.is_security, "６００００0", False),
-    (ids.is_security, 600000, False),
+    (ids.is_security, "600000", True), (ids.is_security, "60000", False),
+    (ids.is_security, "６００００0", False), (ids.is_security, 600000, False),
 ])
 def test_chain_account_and_security_formats(check, value, ok):
     assert check(value) is ok

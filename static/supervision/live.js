@@ -1,0 +1,155 @@
+/* Overview live updates: listens on ws(s)://<host>/ws/alerts/ (supervision API §1 "Live push").
+   - alert.created / alert.updated: the alert is put (or moved) at the top of the feed;
+   - chain.status: the chain's row is updated;
+   - reconnects with exponential backoff (1 s … 30 s, jittered).
+   Labels come from the page (<script type="application/json" id="live-labels">). */
+(function () {
+  "use strict";
+
+  var FEED_LIMIT = 50;
+  var feed = document.getElementById("alert-feed");
+  var empty = document.getElementById("alert-feed-empty");
+  var state = document.getElementById("live-state");
+  var labelsNode = document.getElementById("live-labels");
+  var labels = labelsNode ? JSON.parse(labelsNode.textContent) : {};
+  var english = (document.documentElement.lang || "").indexOf("en") === 0;
+  var timeFormat = new Intl.DateTimeFormat("sv-SE", {
+    timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
+  });
+
+  function label(group, key) {
+    return (labels[group] && labels[group][key]) || key;
+  }
+
+  function shanghai(iso) {
+    if (!iso) { return "—"; }
+    var date = new Date(iso);
+    return isNaN(date) ? iso : timeFormat.format(date);
+  }
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function setState(name) {
+    if (!state) { return; }
+    state.dataset.state = name;
+    state.textContent = labels[name] || name;
+  }
+
+  // --- alerts ----------------------------------------------------------------------------------
+
+  function alertItem(alert) {
+    var detailUrl = feed.dataset.detailUrl.replace(/0\/$/, alert.id + "/");
+    var li = el("li", { "class": "alert-item fresh sev-" + alert.severity, "data-alert-id": alert.id });
+    li.appendChild(el("span", { "class": "badge sev sev-" + alert.severity }, label("severity", alert.severity)));
+    var main = el("div", { "class": "alert-main" });
+    var title = english && alert.title_en ? alert.title_en : alert.title;
+    main.appendChild(el("a", { "class": "alert-title", href: detailUrl }, title));
+    var meta = el("div", { "class": "meta" });
+    meta.appendChild(el("span", { "class": "code" }, label("code", alert.code)));
+    if (alert.chain) {
+      meta.appendChild(document.createTextNode(" · "));
+      meta.appendChild(el("a", { href: feed.dataset.chainUrl.replace("CHAIN", encodeURIComponent(alert.chain)) },
+                          alert.chain));
+      if (alert.block_height !== null && alert.block_height !== undefined) {
+        meta.appendChild(document.createTextNode(" #" + alert.block_height));
+      }
+    }
+    meta.appendChild(document.createTextNode(" · "));
+    meta.appendChild(el("time", { datetime: alert.created_at }, shanghai(alert.created_at)));
+    main.appendChild(meta);
+    li.appendChild(main);
+    li.appendChild(el("span", { "class": "badge status status-" + alert.status, "data-field": "status" },
+                      label("status", alert.status)));
+    return li;
+  }
+
+  function showAlert(alert) {
+    if (!feed || !alert || alert.id === undefined) { return; }
+    var old = feed.querySelector('[data-alert-id="' + String(alert.id).replace(/"/g, "") + '"]');
+    if (old) { old.remove(); }
+    feed.insertBefore(alertItem(alert), feed.firstChild);
+    while (feed.children.length > FEED_LIMIT) { feed.removeChild(feed.lastChild); }
+    if (empty) { empty.hidden = true; }
+  }
+
+  // --- chains ----------------------------------------------------------------------------------
+
+  function updateChain(chain) {
+    if (!chain || !chain.chain) { return; }
+    var row = document.querySelector('tr[data-chain="' + String(chain.chain).replace(/"/g, "") + '"]');
+    if (!row) { return; }
+    var status = row.querySelector('[data-field="status"]');
+    if (status) {
+      status.className = "badge chain-" + chain.status;
+      status.textContent = label("chain_status", chain.status);
+    }
+    var height = row.querySelector('[data-field="height"]');
+    if (height && typeof chain.height === "number" && chain.height >= 0) {
+      var link = height.querySelector("a");
+      if (link) {
+        link.textContent = chain.height;
+        link.href = link.href.replace(/\/blocks\/\d+\/$/, "/blocks/" + chain.height + "/");
+      } else {
+        height.textContent = chain.height;
+      }
+    }
+    if (chain.last_block_at) {
+      var lag = row.querySelector('[data-field="lag"]');
+      if (lag) { lag.dataset.since = chain.last_block_at; lag.classList.remove("overdue"); }
+      var last = row.querySelector('[data-field="last_block_at"]');
+      if (last) {
+        last.textContent = "";
+        last.appendChild(el("time", { datetime: chain.last_block_at }, shanghai(chain.last_block_at)));
+      }
+    }
+    tickLag();
+  }
+
+  function tickLag() {
+    var now = Date.now();
+    document.querySelectorAll('[data-field="lag"][data-since]').forEach(function (node) {
+      var since = Date.parse(node.dataset.since);
+      if (isNaN(since)) { return; }
+      node.textContent = Math.max(0, Math.round((now - since) / 1000)) + " " + (labels.seconds || "s");
+    });
+  }
+
+  // --- socket ----------------------------------------------------------------------------------
+
+  var delay = 1000;
+  var MAX_DELAY = 30000;
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+    var socket = new WebSocket(scheme + "//" + window.location.host + "/ws/alerts/");
+    setState("connecting");
+    socket.addEventListener("open", function () {
+      delay = 1000;
+      setState("connected");
+    });
+    socket.addEventListener("message", function (event) {
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      if (message.type === "alert.created" || message.type === "alert.updated") {
+        showAlert(message.alert);
+      } else if (message.type === "chain.status") {
+        updateChain(message.chain);
+      }
+    });
+    socket.addEventListener("close", function () {
+      setState("disconnected");
+      var wait = delay * (0.75 + Math.random() * 0.5);
+      delay = Math.min(delay * 2, MAX_DELAY);
+      window.setTimeout(connect, wait);
+    });
+  }
+
+  window.setInterval(tickLag, 1000);
+  if (feed) { connect(); }
+})();

@@ -1,0 +1,259 @@
+"""Reads of the supervision chain: receipts (ECP/1 §6), supervision blocks, the explorer's anchor
+status, and the dashboard's summary.
+
+A receipt's Merkle tree is the anchor tree of one supervision block (at most `SEAL_MAX_PENDING`
+leaves). Its audit path is computed from the stored leaf hashes of that block only, fetched in
+one query, so answering costs the same whether a thousand or a million anchors are stored;
+recently used trees are kept in a small per-process cache (sealed blocks never change).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Sum
+from django.utils import timezone
+
+from businesschain.errors import NotFound, PermissionDenied
+from businesschain.models import Block
+from businesschain.protocol import merkle
+from businesschain.protocol.times import format_time
+from supervision.models import Anchor, AuditRun, SupervisionBlock, SupervisionHead, SupervisorKey
+
+_HASH_RE = re.compile(r"[0-9a-f]{64}")
+_TREE_CACHE_SIZE = 16
+
+
+def supervision_block_json(block: SupervisionBlock) -> dict[str, Any]:
+    """`{"header", "hash", "signature", "public_key"}` exactly as ECP/1 §6 shapes it."""
+    return {
+        "header": {
+            "height": block.height,
+            "prev_hash": block.prev_hash,
+            "timestamp": format_time(block.timestamp),
+            "anchor_count": block.anchor_count,
+            "anchor_root": block.anchor_root,
+        },
+        "hash": block.block_hash,
+        "signature": block.signature,
+        "public_key": block.key.public_key,
+    }
+
+
+def supervision_block_get(*, height: int) -> SupervisionBlock:
+    block = SupervisionBlock.objects.select_related("key").filter(height=height).first()
+    if block is None:
+        raise NotFound(f"No supervision block at height {height}.", code="unknown_block")
+    return block
+
+
+def supervision_head_get() -> SupervisionBlock:
+    block = SupervisionBlock.objects.select_related("key").order_by("-height").first()
+    if block is None:
+        raise NotFound("No supervision block has been sealed yet.", code="unknown_block")
+    return block
+
+
+# --- receipts -------------------------------------------------------------------------------------
+
+class _TreeCache:
+    """A small LRU of anchor trees by supervision block (hash, root): immutable once sealed."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[str, str], merkle.MerkleTree] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> merkle.MerkleTree | None:
+        with self._lock:
+            tree = self._items.get(key)
+            if tree is not None:
+                self._items.move_to_end(key)
+            return tree
+
+    def put(self, key: tuple[str, str], tree: merkle.MerkleTree) -> None:
+        with self._lock:
+            self._items[key] = tree
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+anchor_trees = _TreeCache(_TREE_CACHE_SIZE)
+
+
+def anchor_leaf_hashes(supervision_block_id: int) -> list[bytes]:
+    """The stored leaf hashes of one supervision block in leaf order, in one query."""
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Anchor._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT string_agg(leaf_hash, '' ORDER BY leaf_index) FROM {table} "  # noqa: S608
+                "WHERE supervision_block_id = %s",
+                [supervision_block_id],
+            )
+            joined = cursor.fetchone()[0] or ""
+        raw = bytes.fromhex(joined)
+        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
+    hashes = (Anchor.objects.filter(supervision_block_id=supervision_block_id)
+              .order_by("leaf_index").values_list("leaf_hash", flat=True))
+    return [bytes.fromhex(h) for h in hashes]
+
+
+def _anchor_tree(block: SupervisionBlock) -> merkle.MerkleTree:
+    key = (block.block_hash, block.anchor_root)
+    tree = anchor_trees.get(key)
+    if tree is None:
+        tree = merkle.MerkleTree(anchor_leaf_hashes(block.pk))
+        anchor_trees.put(key, tree)
+    return tree
+
+
+def _find_anchor(block_hash: str, chain_id: str | None) -> Anchor | None:
+    """The anchor of `block_hash` (the oldest if several chains share the hash). A chain reads
+    only its own: PermissionDenied if the hash is known only on another chain."""
+    anchors = Anchor.objects.filter(block_hash=block_hash).order_by("id")
+    if chain_id is None:
+        return anchors.first()
+    own = anchors.filter(chain_id=chain_id).first()
+    if own is not None:
+        return own
+    if Block.objects.filter(chain_id=chain_id, block_hash=block_hash).exists():
+        return None  # accepted, anchor not created yet: pending
+    if anchors.exists() or Block.objects.filter(block_hash=block_hash).exists():
+        raise PermissionDenied("A chain may read only the receipts of its own blocks.")
+    raise NotFound(f"No accepted block has hash {block_hash!r}.", code="unknown_block")
+
+
+def receipt_get(*, block_hash: str, chain_id: str | None = None) -> dict[str, Any] | None:
+    """ECP/1 §6 receipt of the accepted block `block_hash`, or None while it is not sealed.
+
+    `chain_id` restricts the answer to that chain's blocks (a chain's own token).
+    Raises NotFound for unknown hashes and PermissionDenied for another chain's block.
+    """
+    block_hash = block_hash.lower()
+    if not _HASH_RE.fullmatch(block_hash):
+        raise NotFound("A block hash is 64 hex digits.", code="unknown_block")
+    anchor = _find_anchor(block_hash, chain_id)
+    if anchor is None:
+        if chain_id is None and not Block.objects.filter(block_hash=block_hash).exists():
+            raise NotFound(f"No accepted block has hash {block_hash!r}.", code="unknown_block")
+        return None
+    if anchor.supervision_block_id is None or anchor.leaf_index is None:
+        return None
+    sealed = SupervisionBlock.objects.select_related("key").get(pk=anchor.supervision_block_id)
+    tree = _anchor_tree(sealed)
+    return {
+        "chain": anchor.chain_id,
+        "height": anchor.height,
+        "block_hash": anchor.block_hash,
+        "leaf_index": anchor.leaf_index,
+        "tree_size": len(tree),
+        "audit_path": [node.hex() for node in tree.inclusion_proof(anchor.leaf_index)],
+        "supervision_block": supervision_block_json(sealed),
+    }
+
+
+def receipt_url(block_hash: str) -> str:
+    return f"/api/v1/receipts/{block_hash}"
+
+
+# --- the block explorer ---------------------------------------------------------------------------
+
+def anchor_status(*, chain_id: str, height: int) -> dict[str, Any] | None:
+    """The explorer's view of a business block's anchor, or None when it has none yet."""
+    row = (Anchor.objects.filter(chain_id=chain_id, height=height)
+           .values("block_hash", "leaf_index", "supervision_block__height").first())
+    if row is None:
+        return None
+    sealed = row["supervision_block__height"] is not None
+    return {
+        "status": "sealed" if sealed else "pending",
+        "leaf_index": row["leaf_index"],
+        "supervision_height": row["supervision_block__height"],
+        "receipt": receipt_url(row["block_hash"]),
+    }
+
+
+def chain_block_detail(*, chain_id: str, height: int) -> dict[str, Any]:
+    """ECP/1 §5 `GET chains/{chain}/blocks/{height}`: the stored block, its verification record
+    and its anchor."""
+    from businesschain import selectors
+
+    block = selectors.block_get(chain_id=chain_id, height=height)
+    return {**selectors.block_detail(block), "anchor": anchor_status(chain_id=chain_id, height=height)}
+
+
+# --- the dashboard --------------------------------------------------------------------------------
+
+def _age_seconds(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else max((now - moment).total_seconds(), 0.0)
+
+
+def audit_run_json(run: AuditRun, *, mismatches: int = 5) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "ok": run.ok,
+        "running": run.finished_at is None,
+        "trigger": run.trigger,
+        "scope": run.scope,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "blocks_checked": run.blocks_checked,
+        "transactions_checked": run.transactions_checked,
+        "anchors_checked": run.anchors_checked,
+        "supervision_blocks_checked": run.supervision_blocks_checked,
+        "mismatch_count": len(run.mismatches),
+        "mismatches": run.mismatches[:mismatches],
+    }
+
+
+def supervision_status(*, now: datetime | None = None) -> dict[str, Any]:
+    """What the dashboard shows about the supervision chain: head, seal rate over the last hour,
+    pending anchors, the signing key and the last audit. Bounded queries (index scans)."""
+    now = now or timezone.now()
+    head_row = SupervisionHead.objects.filter(id=1).first()
+    head_block = (SupervisionBlock.objects.order_by("-height")
+                  .values("height", "block_hash", "timestamp", "anchor_count").first())
+    hour_ago = now - timedelta(hours=1)
+    blocks_last_hour = anchors_last_hour = 0
+    if head_block is not None:
+        # Blocks are sealed in height order with non-decreasing timestamps: the last block older
+        # than an hour bounds the window, found by a backward scan of the height index.
+        before = (SupervisionBlock.objects.filter(timestamp__lt=hour_ago).order_by("-height")
+                  .values_list("height", flat=True).first())
+        start = -1 if before is None else before
+        blocks_last_hour = head_block["height"] - start
+        anchors_last_hour = (SupervisionBlock.objects.filter(height__gt=start)
+                             .aggregate(n=Sum("anchor_count"))["n"] or 0)
+    pending = Anchor.objects.filter(supervision_block__isnull=True)
+    oldest = pending.order_by("id").values_list("created_at", flat=True).first()
+    key = SupervisorKey.objects.filter(retired_at__isnull=True).order_by("-created_at").first()
+    last_audit = AuditRun.objects.order_by("-started_at", "-id").first()
+    return {
+        "head": None if head_block is None else {
+            "height": head_block["height"],
+            "block_hash": head_block["block_hash"],
+            "timestamp": head_block["timestamp"],
+            "anchor_count": head_block["anchor_count"],
+            "age_seconds": _age_seconds(head_block["timestamp"], now),
+        },
+        "head_row_height": head_row.height if head_row else -1,
+        "blocks_last_hour": blocks_last_hour,
+        "anchors_last_hour": anchors_last_hour,
+        "seal_rate_per_minute": round(blocks_last_hour / 60, 2),
+        "anchor_rate_per_second": round(anchors_last_hour / 3600, 2),
+        "pending_anchors": pending.count(),
+        "oldest_pending_age_seconds": _age_seconds(oldest, now),
+        "key_fingerprint": key.fingerprint if key else None,
+        "last_audit": audit_run_json(last_audit) if last_audit else None,
+    }
