@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from businesschain.models import Block, Chain, Entity, RejectedSubmission, Transaction
 from businesschain.protocol.identifiers import is_prc_id, mask_prc_id
-from supervision.models import Alert, Anchor
+from supervision.models import Alert
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 RATE_WINDOW = timedelta(minutes=10)
@@ -126,22 +126,6 @@ def alert_counts_by_severity() -> dict[str, dict[str, int]]:
     return dict(counts)
 
 
-def alert_page_list(
-    *, code: str = "", severity: str = "", status: str = "", chain: str = ""
-) -> QuerySet[Alert]:
-    """Alerts newest first, filtered like `GET alerts` (empty filter = any)."""
-    qs = Alert.objects.select_related("assignee").order_by("-created_at", "-id")
-    if code:
-        qs = qs.filter(code=code)
-    if severity:
-        qs = qs.filter(severity=severity)
-    if status:
-        qs = qs.filter(status=status)
-    if chain:
-        qs = qs.filter(chain_id=chain)
-    return qs
-
-
 def alert_filter_choices() -> dict[str, list[str]]:
     """The codes and chains that occur, for the filter drop-downs."""
     return {
@@ -159,35 +143,6 @@ def recent_blocks(*, chain_id: str, before: int | None = None, limit: int = 50) 
 
 def block_transactions(block: Block) -> QuerySet[Transaction]:
     return Transaction.objects.filter(block=block).order_by("index")
-
-
-@dataclass(frozen=True, slots=True)
-class AnchorStatus:
-    """Where a business block stands in the supervision chain."""
-
-    state: str  # "sealed" / "pending" / "missing"
-    supervision_height: int | None = None
-    supervision_hash: str = ""
-    leaf_index: int | None = None
-    sealed_at: datetime | None = None
-
-
-def block_anchor_status(*, chain_id: str, height: int) -> AnchorStatus:
-    anchor = (
-        Anchor.objects.select_related("supervision_block").filter(chain_id=chain_id, height=height).first()
-    )
-    if anchor is None:
-        return AnchorStatus(state="missing")
-    sealed = anchor.supervision_block
-    if sealed is None:
-        return AnchorStatus(state="pending")
-    return AnchorStatus(
-        state="sealed",
-        supervision_height=sealed.height,
-        supervision_hash=sealed.block_hash,
-        leaf_index=anchor.leaf_index,
-        sealed_at=sealed.sealed_at,
-    )
 
 
 # --- person identifiers -------------------------------------------------------------------------

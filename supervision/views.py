@@ -33,9 +33,12 @@ from businesschain import selectors as chain_selectors
 from businesschain.api.permissions import is_regulator
 from businesschain.errors import DomainError, NotFound
 from businesschain.protocol.identifiers import is_prc_id, mask_prc_id
+from supervision import chain_selectors as supervision_chain
 from supervision import dashboard_selectors as pages
 from supervision import figures
 from supervision.models import Alert
+from supervision.selectors import AlertFilters
+from supervision.selectors import alert_list as alert_query
 
 PERSON_ID_PERMISSION = "supervision.view_person_identifiers"
 
@@ -65,7 +68,6 @@ ALERT_CODE_LABELS = {
     "broker_stake_limit": _("券商股权超限"),
 }
 ENTITY_KIND_LABELS = {"org": _("机构"), "person": _("自然人"), "unknown": _("未登记")}
-ANCHOR_STATE_LABELS = {"sealed": _("已锚定"), "pending": _("待封块"), "missing": _("无锚定记录")}
 
 # Body keys that name entities or accounts (ECP/1 §3), for links on the transaction page.
 ENTITY_KEYS = frozenset({"id", "issuer", "holder", "broker", "org", "person", "parties"})
@@ -209,14 +211,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "database": connection.vendor})
 
 
-def _supervision_status() -> dict[str, Any] | None:
-    try:
-        from supervision.chain_selectors import supervision_status
-    except ImportError:  # the supervision-chain selectors are being written; the panel waits
-        return None
-    return supervision_status()
-
-
 @require_GET
 @regulator_required
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -230,7 +224,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "chains": chains,
         "alerts": [_alert_row(a) for a in alerts],
         "rejections": rejections,
-        "supervision": _supervision_status(),
+        "supervision": supervision_chain.supervision_status(now=now),
         "blocks_figure": figures.blocks_per_minute_figure(
             minutes, series, title=str(_("每分钟区块数（近 30 分钟）")), y_title=str(_("区块/分钟"))
         ),
@@ -287,8 +281,15 @@ class AlertFilterForm(forms.Form):
 def alert_list(request: HttpRequest) -> HttpResponse:
     choices = pages.alert_filter_choices()
     form = AlertFilterForm(request.GET or None, codes=choices["codes"], chains=choices["chains"])
-    filters = form.cleaned_data if form.is_valid() else {}
-    qs = pages.alert_page_list(**{k: filters.get(k) or "" for k in ("code", "severity", "status", "chain")})
+    data = form.cleaned_data if form.is_valid() else {}
+    qs = alert_query(
+        filters=AlertFilters(
+            codes=(data["code"],) if data.get("code") else (),
+            severities=(data["severity"],) if data.get("severity") else (),
+            statuses=(data["status"],) if data.get("status") else (),
+            chain=data.get("chain") or None,
+        )
+    )
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -445,12 +446,12 @@ def block_detail(request: HttpRequest, chain_id: str, height: int) -> HttpRespon
             "header": chain_selectors.block_header(block),
             "verification": verification,
             "unresolved": presenter.mask_json(verification.get("unresolved") or {}),
-            "anchor": pages.block_anchor_status(chain_id=block.chain_id, height=block.height),
-            "anchor_labels": ANCHOR_STATE_LABELS,
+            "anchor": supervision_chain.anchor_status(chain_id=block.chain_id, height=block.height),
             "transactions": [
                 {"tx": tx, "summary": _body_summary(body)} for tx, body in zip(transactions, masked, strict=True)
             ],
             "has_prev": block.height > 0,
+            "has_next": block.height < block.chain.head_height,
         },
     )
 

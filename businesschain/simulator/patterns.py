@@ -20,7 +20,6 @@ Block patterns have no transactions; `chain.SimulatedChain.submissions` makes th
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
@@ -224,7 +223,3 @@ def parse_patterns(text: str | None) -> tuple[str, ...]:
         raise ValueError(f"unknown pattern(s) {', '.join(unknown)}; known: {', '.join(PATTERNS)}")
     return names
 
-
-def log_normal_lots(rng: random.Random, low: int = 1, high: int = 500) -> int:
-    """A background order size: 100 × a log-uniform number of lots in [low, high]."""
-    return 100 * max(low, int(math.exp(rng.uniform(math.log(low), math.log(high)))))

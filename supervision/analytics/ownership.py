@@ -290,7 +290,7 @@ class OwnershipGraph:
         _check_closed_loops(self, org_idx, labels, cyclic, r[inside], c[inside], coo.data[inside])
         lab_level = _condensation_levels(n_labels, labels[r[~inside]], labels[c[~inside]])
         level = lab_level[labels]
-        perm = np.lexsort((labels, level)).astype(np.int64)
+        perm = np.argsort(level, kind="stable").astype(np.int64)  # columns stay ascending within a level
         n_levels = int(level.max()) + 1 if n_o else 0
         bounds = np.searchsorted(level[perm], np.arange(n_levels + 1)).astype(np.int64)
         topo_pos = np.empty(self.n, dtype=np.int64)

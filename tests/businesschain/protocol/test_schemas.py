@@ -451,3 +451,35 @@ def test_a_valid_block_with_any_member_replaced_by_junk_parses_or_raises_schema_
 def test_load_json_on_random_bytes_only_ever_raises_schema_error(data):
     with contextlib.suppress(SchemaError):
         load_json(data)
+
+
+class _SlowDict(dict):
+    """A dict subclass: parse_transaction skips its one-regex fast path for these."""
+
+
+near_valid = st.text(alphabet="0123456789.-:TZAaBx\x00\n é", max_size=26)
+trade_values = st.fixed_dictionaries({
+    "security": st.sampled_from(["600000", "60000", "6000000"]) | near_valid,
+    "buyer": st.sampled_from(["A123456789", "a1", "ABCDEF"]) | near_valid,
+    "seller": st.sampled_from(["B987654321", "Z" * 21]) | near_valid,
+    "quantity": st.sampled_from(["0", "01", "1" * 18, "1" * 19]) | near_valid,
+    "price": st.sampled_from(["0", "0.5", "1.123456789", "12.", "00"]) | near_valid,
+    "executed_at": st.sampled_from(["2024-02-29T00:00:00.000Z", "2023-02-29T00:00:00.000Z",
+                                    "2026-11-21T23:59:59.999Z", "2026-11-21T24:00:00.000Z",
+                                    "0000-01-01T00:00:00.000Z", "2026-06-31T00:00:00.000Z"]) | near_valid,
+})
+
+
+@settings(max_examples=400, deadline=None)
+@given(trade_values, st.sampled_from(["n", "", "é", "x" * 65, "a\x00b"]), st.sampled_from(["ab" * 32, "AB" * 32]))
+def test_the_fast_path_accepts_exactly_what_the_field_checks_accept(values, nonce, tx_id):
+    tx = {"type": "trade", "nonce": nonce, "body": values, "tx_id": tx_id}
+
+    def accepted(obj: dict) -> bool:
+        try:
+            parse_transaction(obj)
+        except SchemaError:
+            return False
+        return True
+
+    assert accepted(tx) == accepted(_SlowDict(tx))
