@@ -58,10 +58,16 @@ class IndexRows:
     position_deltas: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
-def parse_time(text: str) -> datetime:
+def text(value: str) -> str:
+    """Free text for an index column. ECP/1 allows U+0000 in strings but PostgreSQL text cannot
+    hold it; the transaction's stored body keeps the exact value (CJ escapes it)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def parse_time(value: str) -> datetime:
     """ECP/1 time (`YYYY-MM-DDTHH:MM:SS.mmmZ`, already schema-checked) as an aware UTC datetime.
     `fromisoformat` (C, reads the `Z` since 3.11) is ~10× faster than strptime here."""
-    return datetime.fromisoformat(text)
+    return datetime.fromisoformat(value)
 
 
 def index_rows(
@@ -106,14 +112,14 @@ def index_rows(
                 latest["holding"][pair] = (*pair, shares, total, as_of, *source)
         elif kind == "entity_register":
             latest["entity"][(body["id"],)] = (
-                body["id"], body["kind"], body["name"], body["id_type"], *source
+                body["id"], body["kind"], text(body["name"]), body["id_type"], *source
             )
             append["entityregistration"].append(
-                (chain_id, body["id"], body["kind"], body["name"], tx.tx_id, height)
+                (chain_id, body["id"], body["kind"], text(body["name"]), tx.tx_id, height)
             )
         elif kind == "security_listing":
             latest["security"][(body["security"],)] = (
-                body["security"], body["issuer"], body["name"], int(body["total_shares"]), *source
+                body["security"], body["issuer"], text(body["name"]), int(body["total_shares"]), *source
             )
         elif kind == "account_open":
             latest["account"][(chain_id, body["account"])] = (
@@ -135,8 +141,8 @@ def index_rows(
             )
         elif kind == "evidence":
             append["evidencerecord"].append(
-                (chain_id, height, tx.tx_id, body["business_type"], body["reference"],
-                 body["doc_sm3"], body.get("fields", {}))
+                (chain_id, height, tx.tx_id, text(body["business_type"]), text(body["reference"]),
+                 body["doc_sm3"], {text(k): text(v) for k, v in body.get("fields", {}).items()})
             )
     return rows
 

@@ -3,6 +3,7 @@ whole or not at all; a refusal stores only its rejection record."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from businesschain import bulk
 from businesschain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied, TooLarge
-from businesschain.indexing import TABLES, index_rows, position_rows
+from businesschain.indexing import TABLES, index_rows, position_rows, text
 from businesschain.models import (
     Account,
     Block,
@@ -336,10 +337,13 @@ def rejection_record(context: _Context, error: DomainError) -> RejectedSubmissio
             received_at=timezone.now(),
             status=error.http_status,
             code=error.code,
-            detail=error.message[:2000],
-            extra={**{k: v for k, v in error.extra.items() if k != "errors"},
-                   "errors": error.extra.get("errors", [])[:20],
-                   "consensus_failure": consensus_failure},
+            detail=text(error.message[:2000]),
+            # jsonb cannot hold U+0000 either; echoed input may carry it.
+            extra=json.loads(json.dumps({
+                **{k: v for k, v in error.extra.items() if k != "errors"},
+                "errors": error.extra.get("errors", [])[:20],
+                "consensus_failure": consensus_failure,
+            }).replace("\\u0000", "\\ufffd")),
             height=context.height,
             block_hash=context.block_hash,
             body_sm3=sm3_hex(context.body) if context.body else "",

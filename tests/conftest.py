@@ -1,15 +1,19 @@
-"""Shared fixtures."""
+"""Shared fixtures. Imports of Django models stay inside fixtures so pure-module tests also run
+without Django (`pytest tests/gm -p no:django --noconftest` is not needed)."""
 
 from __future__ import annotations
 
-import pytest
-from django.contrib.auth.models import Group, User
+from typing import Any
 
-from businesschain.api.permissions import REGULATOR_GROUP
+import pytest
 
 
 @pytest.fixture
-def regulator(db) -> User:
+def regulator(db: Any) -> Any:
+    from django.contrib.auth.models import Group, User
+
+    from businesschain.api.permissions import REGULATOR_GROUP
+
     user = User.objects.create_user("analyst", password="analyst-pass-123")  # noqa: S106
     group, _ = Group.objects.get_or_create(name=REGULATOR_GROUP)
     user.groups.add(group)
@@ -17,6 +21,6 @@ def regulator(db) -> User:
 
 
 @pytest.fixture
-def regulator_client(client, regulator):
+def regulator_client(client: Any, regulator: Any) -> Any:
     client.force_login(regulator)
     return client

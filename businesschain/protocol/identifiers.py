@@ -5,7 +5,9 @@ Entity ids carry check characters; an id whose check character is wrong is inval
 - 统一社会信用代码 (USCC, GB 32100-2015): 18 characters from `USCC_CHARSET`; character 18 is
   `31 − (Σ value·weight mod 31)` (31 → 0). Characters 9–17 are the organisation code of
   GB 11714-1997 whose ninth character is itself a check character (`11 − (Σ mod 11)`, 10 → X,
-  11 → 0); `is_uscc` checks both while `CHECK_EMBEDDED_ORG_CODE` is true.
+  11 → 0). ECP/1 §2 names only the GB 32100 check character, so `is_uscc` checks character 18
+  and, only if `CHECK_EMBEDDED_ORG_CODE` is turned on, the embedded one too: an independent client
+  built from the spec must not be refused for an id the spec calls valid.
 - 居民身份证号码 (GB 11643-1999): 17 digits (6 region, 8 birth date, 3 sequence) and an
   ISO 7064 MOD 11-2 check character from "10X98765432".
 
@@ -24,7 +26,7 @@ from typing import Final, Literal
 EntityIdType = Literal["USCC", "PRC_ID", "OTHER"]
 
 #: Whether `is_uscc` also checks the GB 11714 check character embedded at positions 9–17.
-CHECK_EMBEDDED_ORG_CODE: Final = True
+CHECK_EMBEDDED_ORG_CODE: Final = False
 
 USCC_CHARSET: Final = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_VALUE: Final = {c: i for i, c in enumerate(USCC_CHARSET)}

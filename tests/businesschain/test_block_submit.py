@@ -482,3 +482,22 @@ def test_explorer_is_closed_to_anonymous_and_other_chains(client, sse):
     User.objects.create_user("firm", password="x-firm-pass-1")
     client.login(username="firm", password="x-firm-pass-1")  # noqa: S106
     assert client.get("/api/v1/chains/").status_code == 403
+
+
+def test_nul_characters_in_free_text_are_accepted_and_the_body_kept_exactly(client, sse):
+    name = "空\x00字符公司"
+    tx = sse.tx("entity_register", {"id": ISSUER, "kind": "org", "name": name, "id_type": "USCC"})
+    evidence = sse.tx("evidence", {"business_type": "合同\x00", "reference": "r\x00", "doc_sm3": "ab" * 32,
+                                   "fields": {"k": "v\x00"}})
+    sse.submit(client, [tx, evidence])
+    stored = Transaction.objects.get(tx_id=tx["tx_id"])
+    assert json.loads(stored.body)["name"] == name
+    from businesschain.models import Entity
+
+    assert Entity.objects.get(id=ISSUER).name == "空\ufffd字符公司"
+
+
+def test_rejection_echoing_a_nul_character_is_recorded(client, sse):
+    tx = sse.tx("entity_register", {"id": "bad\x00id", "kind": "org", "name": "x", "id_type": "USCC"})
+    assert_error(sse.post(client, sse.block([tx])), 400, "invalid_block")
+    assert RejectedSubmission.objects.filter(code="invalid_block").exists()

@@ -53,11 +53,14 @@ def test_every_wrong_check_character_makes_a_uscc_invalid(code):
         "the USCC check character (position 18) is wrong")
 
 
-def test_a_uscc_whose_embedded_organisation_code_is_wrong_is_invalid():
+def test_embedded_organisation_code_is_checked_only_when_turned_on(monkeypatch):
     first17 = "91350100M000100Y5"  # organisation-code check 5 instead of 4
     code = first17 + ids.uscc_check_char(first17)
-    assert not ids.is_uscc(code)
-    assert "organisation code" in (ids.uscc_problem(code) or "")
+    # ECP/1 §2 names only the GB 32100 check character: the spec calls this id valid.
+    assert ids.is_uscc(code)
+    monkeypatch.setattr(ids, "CHECK_EMBEDDED_ORG_CODE", True)
+    ids_problem = ids.uscc_problem(code) or ""
+    assert "organisation code" in ids_problem
 
 
 @pytest.mark.parametrize("code", [

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from businesschain.errors import DomainError
@@ -458,20 +458,29 @@ class _SlowDict(dict):
 
 
 near_valid = st.text(alphabet="0123456789.-:TZAaBx\x00\n é", max_size=26)
+
+
+def field(valid: list[str], invalid: list[str]) -> st.SearchStrategy[str]:
+    """Mostly valid values, sometimes a known-invalid one, rarely random near-misses."""
+    return st.integers(0, 9).flatmap(
+        lambda k: near_valid if k == 0 else st.sampled_from(invalid) if k == 1 else st.sampled_from(valid))
+
+
 trade_values = st.fixed_dictionaries({
-    "security": st.sampled_from(["600000", "60000", "6000000"]) | near_valid,
-    "buyer": st.sampled_from(["A123456789", "a1", "ABCDEF"]) | near_valid,
-    "seller": st.sampled_from(["B987654321", "Z" * 21]) | near_valid,
-    "quantity": st.sampled_from(["0", "01", "1" * 18, "1" * 19]) | near_valid,
-    "price": st.sampled_from(["0", "0.5", "1.123456789", "12.", "00"]) | near_valid,
-    "executed_at": st.sampled_from(["2024-02-29T00:00:00.000Z", "2023-02-29T00:00:00.000Z",
-                                    "2026-11-21T23:59:59.999Z", "2026-11-21T24:00:00.000Z",
-                                    "0000-01-01T00:00:00.000Z", "2026-06-31T00:00:00.000Z"]) | near_valid,
+    "security": field(["600000", "000001"], ["60000", "6000000"]),
+    "buyer": field(["A123456789", "ABCDEF"], ["a1", "ABCDE"]),
+    "seller": field(["B987654321", "Z" * 20], ["Z" * 21]),
+    "quantity": field(["0", "1" * 18], ["01", "1" * 19]),
+    "price": field(["0", "0.5", "1.12345678"], ["1.123456789", "12.", "00"]),
+    "executed_at": field(["2024-02-29T00:00:00.000Z", "2026-11-21T23:59:59.999Z", "2026-05-31T00:00:00.000Z"],
+                         ["2023-02-29T00:00:00.000Z", "2026-11-21T24:00:00.000Z", "0000-01-01T00:00:00.000Z",
+                          "2026-06-31T00:00:00.000Z"]),
 })
+nonces = field(["n", "x" * 64, "~ !"], ["", "é", "x" * 65, "a\x00b"])
 
 
 @settings(max_examples=400, deadline=None)
-@given(trade_values, st.sampled_from(["n", "", "é", "x" * 65, "a\x00b"]), st.sampled_from(["ab" * 32, "AB" * 32]))
+@given(trade_values, nonces, field(["ab" * 32], ["AB" * 32]))
 def test_the_fast_path_accepts_exactly_what_the_field_checks_accept(values, nonce, tx_id):
     tx = {"type": "trade", "nonce": nonce, "body": values, "tx_id": tx_id}
 
@@ -482,4 +491,6 @@ def test_the_fast_path_accepts_exactly_what_the_field_checks_accept(values, nonc
             return False
         return True
 
-    assert accepted(tx) == accepted(_SlowDict(tx))
+    verdict = accepted(tx)
+    assert verdict == accepted(_SlowDict(tx))
+    event("accepted" if verdict else "rejected")
