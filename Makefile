@@ -36,7 +36,7 @@ test: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy gm businesschain supervision reporting config
+	DJANGO_DEBUG=1 $(VENV)/bin/mypy gm businesschain supervision reporting config
 
 bench: venv
 	DJANGO_DEBUG=1 $(PY) benchmarks/gm_bench.py

@@ -122,7 +122,7 @@ class OpenSSLBackend:
             try:
                 self._lib = _bind(path)
                 self._self_test()
-            except (OSError, AttributeError, RuntimeError) as exc:
+            except (OSError, AttributeError, RuntimeError, ValueError) as exc:
                 errors.append(f"{path}: {exc}")
                 continue
             self.path = path
@@ -223,7 +223,8 @@ class OpenSSLBackend:
         lib = self._lib
         md = lib.EVP_MD_CTX_new()
         try:
-            self._check(int(self._init(md, handle, uid, verify=False)), "sign init")
+            if not self._init(md, handle, uid, verify=False):
+                raise RuntimeError("libcrypto: SM2 sign init failed")
             sig = ctypes.create_string_buffer(_MAX_SIG)
             size = _size_t(_MAX_SIG)
             self._check(lib.EVP_DigestSign(md, sig, ctypes.byref(size), message, len(message)), "sign")

@@ -1,8 +1,12 @@
 """SM2 X.509 v3 certificates: issue (self- or issuer-signed) and read back.
 
 `cryptography` cannot sign with SM2, so the TBSCertificate is built with gm's DER encoder and
-signed with SM2-with-SM3 (OID 1.2.156.10197.1.501) under the default user ID, as GM/T 0015 and
-OpenSSL expect. The key is id-ecPublicKey with the SM2 curve (1.2.156.10197.1.301).
+signed with SM2-with-SM3 (OID 1.2.156.10197.1.501) under the GM/T 0009 default user ID
+1234567812345678. The key is id-ecPublicKey with the SM2 curve (1.2.156.10197.1.301).
+
+OpenSSL 3.0 checks SM2 certificate signatures with an *empty* ID unless told otherwise:
+`openssl verify -vfyopt distid:1234567812345678 -CAfile ca.pem leaf.pem` (pass `uid=b""` here
+to issue certificates that plain `openssl verify` accepts).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def test_every_recipient_opens_and_nobody_else(sm2_backend: str, alice: sm2.SM2P
 
 def test_header_follows_the_documented_layout(alice: sm2.SM2PrivateKey) -> None:
     sealed = envelope.seal(b"x" * 10, [alice.public_key()], chunk_size=4096)
-    magic, version, flags, chunk_size, prefix, count = struct.unpack(">4sBBI7sH", sealed[:19])
+    magic, version, flags, chunk_size, _prefix, count = struct.unpack(">4sBBI7sH", sealed[:19])
     assert (magic, version, flags, chunk_size, count) == (b"GMEV", 1, 0, 4096, 1)
     key_id, length = struct.unpack(">32sH", sealed[19:53])
     assert key_id == alice.public_key().key_id() and length == 65 + 32 + 16
@@ -146,7 +146,7 @@ def test_a_chunk_relabelled_final_is_detected(alice: sm2.SM2PrivateKey) -> None:
 
 
 def test_a_header_from_another_envelope_is_detected(alice: sm2.SM2PrivateKey) -> None:
-    header_a, records_a = split(envelope.seal(b"A" * 20, [alice.public_key()], chunk_size=16))
+    _, records_a = split(envelope.seal(b"A" * 20, [alice.public_key()], chunk_size=16))
     header_b, _ = split(envelope.seal(b"B" * 20, [alice.public_key()], chunk_size=16))
     with pytest.raises(EnvelopeError):
         envelope.open(header_b + b"".join(records_a), alice)
@@ -163,7 +163,8 @@ def test_round_trip_and_any_flipped_bit_fails(sm2_backend: str, alice: sm2.SM2Pr
     recipients = [alice.public_key()]
 
     @settings(max_examples=examples(sm2_backend, 40), deadline=None)
-    @given(plaintext=st.binary(max_size=600), chunk_size=st.integers(1, 256), position=st.integers(0, 1 << 20))
+    @given(plaintext=st.binary(max_size=600), chunk_size=st.integers(1, 256),
+           position=st.integers(0, 1 << 20))
     def check(plaintext: bytes, chunk_size: int, position: int) -> None:
         sealed = envelope.seal(plaintext, recipients, chunk_size=chunk_size)
         assert envelope.open(sealed, alice) == plaintext

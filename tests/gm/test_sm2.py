@@ -299,3 +299,21 @@ def test_encryption_refuses_empty_messages_and_unknown_orders(key: sm2.SM2Privat
         sm2.encrypt(key.public_key(), b"")
     with pytest.raises(ValueError, match="order"):
         sm2.encrypt(key.public_key(), b"x", order="C2C1C3")  # type: ignore[arg-type]
+
+
+def test_keys_are_shared_safely_between_threads(sm2_backend: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [sm2.generate_private_key() for _ in range(4)]
+    rounds = 25 if sm2_backend == "openssl" else 2
+
+    def work(index: int) -> bool:
+        key = keys[index % 4]
+        message = index.to_bytes(4, "big")
+        signature = key.sign(message)
+        return (key.public_key().verify(message, signature)
+                and not keys[(index + 1) % 4].public_key().verify(message, signature)
+                and key.decrypt(sm2.encrypt(key.public_key(), message)) == message)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(work, range(rounds * 4)))

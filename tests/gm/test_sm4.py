@@ -37,7 +37,7 @@ def test_one_million_iterations_match_the_standard() -> None:
 def test_gcm_matches_rfc_8998() -> None:
     nonce = bytes.fromhex("00001234567800000000abcd")
     aad = bytes.fromhex("feedfacedeadbeeffeedfacedeadbeefabaddad2")
-    plaintext = bytes.fromhex("aa" * 8 + "bb" * 8 + "cc" * 8 + "dd" * 8 + "ee" * 8 + "ff" * 8 + "ee" * 8 + "aa" * 8)
+    plaintext = bytes.fromhex("".join(c * 16 for c in "abcdefea"))
     expected = bytes.fromhex(
         "17f399f08c67d5ee19d0dc9969c4bb7d5fd46fd3756489069157b282bb200735"
         "d82710ca5c22f0ccfa7cbf93d496ac15a56834cbcf98c397b4024a2691233b8d"
