@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -148,9 +148,7 @@ def _raise_once(occ: _Occurrence) -> AlertRaiseResult:
                 tx_ids=occ.tx_ids[-MAX_EVIDENCE_IDS:], entities=occ.entities[-MAX_EVIDENCE_IDS:],
                 evidence=occ.evidence, occurrences=1, created_at=occ.at, last_seen=occ.at,
             )
-        AlertEntity.objects.bulk_create(
-            [AlertEntity(alert=alert, entity_id=e) for e in alert.entities], ignore_conflicts=True,
-        )
+        _entity_links_add(alert, alert.entities)
         transaction.on_commit(lambda: publish_alert(alert, "alert.created"), robust=True)
         return AlertRaiseResult(alert=alert, created=True)
 
@@ -195,9 +193,14 @@ def _apply_repeat(alert: Alert, occ: _Occurrence) -> None:
     if gone := old_entities - new_entities:
         AlertEntity.objects.filter(alert=alert, entity_id__in=gone).delete()
     if added := new_entities - old_entities:
-        AlertEntity.objects.bulk_create(
-            [AlertEntity(alert=alert, entity_id=e) for e in sorted(added)], ignore_conflicts=True,
-        )
+        _entity_links_add(alert, sorted(added))
+
+
+def _entity_links_add(alert: Alert, entity_ids: Iterable[str]) -> None:
+    """Index rows for the `entity=` filter (ids longer than an entity id can be stay in the JSON)."""
+    AlertEntity.objects.bulk_create(
+        [AlertEntity(alert=alert, entity_id=e) for e in entity_ids if len(e) <= 64], ignore_conflicts=True,
+    )
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -210,7 +213,7 @@ def _merge_bounded(old: list[str], new: list[str]) -> list[str]:
     return merged[-MAX_EVIDENCE_IDS:]
 
 
-def _history(alert: Alert, at: datetime, by: AbstractBaseUser | None, field: str,
+def _history(alert: Alert, at: datetime, by: User | None, field: str,
              from_value: str | None, to_value: str | None, note: str = "") -> AlertHistory:
     return AlertHistory(alert=alert, at=at, by=by, field=field, from_value=from_value or "",
                         to_value=to_value or "", note=note)
@@ -230,15 +233,16 @@ def transition_allowed(current: str, target: str) -> bool:
 def alert_update(
     *,
     alert_id: int,
-    by: AbstractBaseUser,
+    by: User,
     status: str | None = None,
-    assignee: AbstractBaseUser | _Unset | None = UNSET,
+    assignee: User | _Unset | None = UNSET,
     note: str | None = None,
 ) -> Alert:
     """Triage an alert: move its status, (un)assign it, add a note. Every change is one history
     row (who, when, field, from, to, note); a note alone is a row with field `note`. Setting a
     field to its current value changes nothing. Publishes `alert.updated` on commit."""
-    alert = Alert.objects.select_for_update().select_related("assignee").filter(pk=alert_id).first()
+    alert = (Alert.objects.select_for_update(of=("self",)).select_related("assignee")
+             .filter(pk=alert_id).first())
     if alert is None:
         raise NotFound(f"No alert {alert_id}.", code="unknown_alert")
     note = (note or "").strip()
@@ -285,11 +289,11 @@ def alert_update(
     return alert
 
 
-def _user_pk(user: AbstractBaseUser | None) -> Any:
+def _user_pk(user: User | None) -> Any:
     return None if user is None else user.pk
 
 
-def _username(user: AbstractBaseUser | None) -> str:
+def _username(user: User | None) -> str:
     return "" if user is None else user.get_username()
 
 

@@ -8,6 +8,15 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(request: pytest.FixtureRequest) -> None:
+    """PBKDF2 costs ~0.3 s per test user; tests do not need its strength."""
+    if request.config.pluginmanager.hasplugin("django"):
+        request.getfixturevalue("settings").PASSWORD_HASHERS = [
+            "django.contrib.auth.hashers.MD5PasswordHasher"
+        ]
+
+
 @pytest.fixture
 def regulator(db: Any) -> Any:
     from django.contrib.auth.models import Group, User

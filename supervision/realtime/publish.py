@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.db import database_sync_to_async
@@ -28,6 +28,7 @@ from supervision.realtime.events import (
     AlertEventType,
     AlertUpdatedEvent,
     ChainStatusEvent,
+    ChainSummaryJson,
     chain_group,
 )
 from supervision.selectors import alert_event_json
@@ -53,9 +54,10 @@ def _group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
 
 def publish_alert(alert: Alert, event: AlertEventType) -> None:
     """`alert.created` / `alert.updated` to `alerts.all` and the alert's chain group."""
-    message: AlertCreatedEvent | AlertUpdatedEvent = {  # type: ignore[assignment]
-        "type": event, "alert": alert_event_json(alert),
-    }
+    message: AlertCreatedEvent | AlertUpdatedEvent = (
+        {"type": "alert.created", "alert": alert_event_json(alert)} if event == "alert.created"
+        else {"type": "alert.updated", "alert": alert_event_json(alert)}
+    )
     groups = [ALL_GROUP] + ([chain_group(alert.chain_id)] if alert.chain_id else [])
     _group_send(groups, dict(message))
 
@@ -78,7 +80,8 @@ def _send_chain_status(chain_id: str) -> None:
     chain = Chain.objects.filter(id=chain_id).first()
     if chain is None:
         return
-    message: ChainStatusEvent = {"type": "chain.status", "chain": chain_summary(chain)}  # type: ignore[typeddict-item]
+    summary = cast(ChainSummaryJson, chain_summary(chain))
+    message: ChainStatusEvent = {"type": "chain.status", "chain": summary}
     _group_send([ALL_GROUP, chain_group(chain_id)], dict(message))
 
 

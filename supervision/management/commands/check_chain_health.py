@@ -27,7 +27,6 @@ class Command(BaseCommand):
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: stop.set())
         while True:
-            close_old_connections()
             try:
                 result = chains_check_stalled()
             except Exception as error:  # keep the loop alive through a database hiccup
@@ -42,4 +41,4 @@ class Command(BaseCommand):
                     )
             if not loop or stop.wait(max(interval, 1.0)):
                 break
-            close_old_connections()
+            close_old_connections()  # between runs: drop a connection the database closed

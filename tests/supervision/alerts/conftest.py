@@ -29,12 +29,17 @@ def isolated_channel_layer(settings) -> Iterator[None]:
             "CONFIG": {"hosts": [redis_url], "prefix": f"test-{uuid.uuid4().hex[:12]}"},
         }}
     else:
-        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer",
-                                               "TEST_ISOLATION": uuid.uuid4().hex}}
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.CHAIN_STATUS_MIN_INTERVAL = 0.3
     chain_status_throttle_reset()
     yield
     chain_status_throttle_reset()
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    """Users here are made with passwords; PBKDF2's deliberate slowness buys nothing in tests."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
