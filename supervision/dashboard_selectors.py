@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
-from businesschain.models import Block, Chain, Entity, RejectedSubmission, Transaction
+from businesschain.models import Block, Chain, Entity, RejectedSubmission, Role, Transaction
 from businesschain.protocol.identifiers import is_prc_id, mask_prc_id
 from supervision.models import Alert
 
@@ -36,20 +36,8 @@ class ChainRow:
     lag_seconds: int | None
     blocks_behind: int | None
     blocks_per_minute: float
+    stall_seconds: int
     overdue: bool
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "chain": self.id,
-            "name": self.name,
-            "status": self.status,
-            "height": self.height,
-            "head_hash": self.head_hash,
-            "last_block_at": self.last_block_at.isoformat() if self.last_block_at else None,
-            "lag_seconds": self.lag_seconds,
-            "blocks_behind": self.blocks_behind,
-            "blocks_per_minute": self.blocks_per_minute,
-        }
 
 
 def chain_overview(*, now: datetime | None = None) -> list[ChainRow]:
@@ -88,6 +76,7 @@ def chain_overview(*, now: datetime | None = None) -> list[ChainRow]:
                 lag_seconds=max(lag, 0) if lag is not None else None,
                 blocks_behind=behind,
                 blocks_per_minute=round(recent.get(chain.id, 0) / (RATE_WINDOW.total_seconds() / 60), 1),
+                stall_seconds=int(chain.stall_interval.total_seconds()),
                 overdue=lag is not None and lag > chain.stall_interval.total_seconds(),
             )
         )
@@ -192,3 +181,73 @@ def entity_names(ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         e["id"]: (e["name"], e["kind"])
         for e in Entity.objects.filter(id__in=set(ids)).values("id", "name", "kind")
     }
+
+
+# --- related parties ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedReason:
+    """Why two entities are related (supervision API §1 "Related parties")."""
+
+    kind: str  # "same_group" / "shared_person" / "direct_stake"
+    person: str = ""  # shared_person
+    holder: str = ""  # direct_stake
+    issuer: str = ""
+    share: str = ""
+
+
+def _parse_reason(text: str) -> RelatedReason:
+    kind, _, rest = text.partition(":")
+    if kind == "shared_person":
+        return RelatedReason(kind=kind, person=rest)
+    if kind == "direct_stake":
+        pair, _, share = rest.rpartition(":")
+        holder, _, issuer = pair.partition(">")
+        return RelatedReason(kind=kind, holder=holder, issuer=issuer, share=share)
+    return RelatedReason(kind=kind)
+
+
+def entity_related_parties(*, entity_id: str, limit: int = 200) -> list[tuple[str, list[RelatedReason]]]:
+    """The related parties of one entity with the reasons, from the cached ownership structure:
+    its control group, the entities sharing a person in an active role with it, and those holding
+    or held ≥ 5 % directly. Ids are not masked (the page masks what it shows)."""
+    from supervision.analytics.ownership import RELATED_STAKE, SHARE_TOLERANCE
+    from supervision.penetration import ownership_structure
+
+    structure = ownership_structure()
+    graph, roles, groups = structure.graph, structure.roles, structure.groups
+    candidates = set(groups.members(groups.group_of(entity_id)))
+    linked = set(roles.persons_of.get(entity_id, ()))
+    if entity_id in roles.orgs_of:
+        linked.add(entity_id)
+    for person in linked:
+        candidates |= roles.orgs_of.get(person, set())
+        candidates.add(person)
+    index = graph.index.get(entity_id)
+    if index is not None:
+        for matrix in (graph.W, graph.WT):
+            row = matrix.getrow(index)
+            for j, weight in zip(row.indices.tolist(), row.data.tolist(), strict=True):
+                if weight >= RELATED_STAKE - SHARE_TOLERANCE:
+                    candidates.add(graph.ids[j])
+    candidates.discard(entity_id)
+    related = structure.related()
+    out = []
+    for other in sorted(candidates):
+        reasons = related.reasons(entity_id, other)
+        if reasons:
+            out.append((other, [_parse_reason(r) for r in reasons]))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def entity_roles(*, entity_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Active roles held by a person, or held in an organisation."""
+    rows = (
+        Role.objects.filter(Q(org_id=entity_id) | Q(person_id=entity_id), active=True)
+        .order_by("org_id", "role", "person_id")
+        .values("org_id", "person_id", "role", "chain_id", "height")[:limit]
+    )
+    return [dict(row) for row in rows]

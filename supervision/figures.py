@@ -44,6 +44,15 @@ def _base_layout(**extra: Any) -> dict[str, Any]:
     return layout
 
 
+def _count_axis(peak: int, **extra: Any) -> dict[str, Any]:
+    """A y axis for counts: whole-number ticks even when the counts are small."""
+    axis: dict[str, Any] = {"rangemode": "tozero", "gridcolor": "#e3e7ee", "zeroline": False,
+                            "tickformat": ",d", **extra}
+    if peak <= 5:
+        axis.update(dtick=1, range=[0, max(peak, 1) + 0.25])
+    return axis
+
+
 def blocks_per_minute_figure(
     minutes: Sequence[str],
     series: Mapping[str, Sequence[int]],
@@ -64,8 +73,7 @@ def blocks_per_minute_figure(
                 "name": chain,
                 "x": list(minutes),
                 "y": [int(c) for c in counts],
-                "line": {"color": CHAIN_COLOURS[index % len(CHAIN_COLOURS)], "width": 2, "shape": "spline",
-                         "smoothing": 0.4},
+                "line": {"color": CHAIN_COLOURS[index % len(CHAIN_COLOURS)], "width": 2},
                 "marker": {"size": 4},
                 "hovertemplate": f"{chain} %{{x}}: %{{y}}<extra></extra>",
             }
@@ -73,8 +81,8 @@ def blocks_per_minute_figure(
     layout = _base_layout(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
         xaxis={"type": "category", "showgrid": False, "nticks": 8, "tickangle": 0},
-        yaxis={"title": {"text": y_title}, "rangemode": "tozero", "gridcolor": "#e3e7ee", "zeroline": False,
-               "tickformat": ",d"},
+        yaxis=_count_axis(max((int(c) for counts in series.values() for c in counts), default=0),
+                          title={"text": y_title}),
         legend={"orientation": "h", "y": -0.18},
         height=280,
     )
@@ -106,15 +114,18 @@ def alerts_by_severity_figure(
                 "y": y,
                 "marker": {"color": STATUS_COLOURS.get(status, "#607d8b")},
                 "hovertemplate": f"%{{x}} · {status_labels.get(status, status)}: %{{y}}<extra></extra>",
+                "meta": {"status": status},
             }
         )
+    peak = max((sum(int(n) for n in row.values()) for row in counts.values()), default=0)
     layout = _base_layout(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}},
         barmode="stack",
         xaxis={"type": "category", "showgrid": False},
-        yaxis={"rangemode": "tozero", "gridcolor": "#e3e7ee", "zeroline": False, "tickformat": ",d"},
-        legend={"orientation": "h", "y": -0.18},
+        yaxis=_count_axis(peak),
+        legend={"orientation": "h", "y": -0.18, "traceorder": "normal"},
         height=280,
+        meta={"severities": severities},  # lets the page's JS add live alerts to the right bar
     )
     return {"data": data, "layout": layout}
 
@@ -130,7 +141,7 @@ class GraphNode:
     label: str
     kind: str = "unknown"  # "org" / "person" / "unknown"
     href: str = ""
-    hover: str = ""
+    hover: tuple[str, ...] = ()  # lines shown on hover (default: the label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +222,11 @@ def ownership_layout(
     return positions
 
 
+def _plain(text: str) -> str:
+    """Text for plotly, which reads a little HTML in labels: show names as they are."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _percent(weight: Decimal | float) -> str:
     value = Decimal(str(weight)) * 100
     return f"{value.quantize(Decimal('0.01'))}%"
@@ -234,14 +250,12 @@ def ownership_graph_figure(
         [n.id for n in nodes], [(e.source, e.target) for e in drawn_edges], root=root, method=method
     )
 
-    annotations: list[dict[str, Any]] = []
-    label_x: list[float] = []
-    label_y: list[float] = []
-    label_text: list[str] = []
+    arrows: list[dict[str, Any]] = []
+    labels: list[dict[str, Any]] = []
     for edge in drawn_edges:
         (sx, sy), (tx, ty) = positions[edge.source], positions[edge.target]
         width = 1 + 3 * min(max(float(edge.weight), 0.0), 1.0)
-        annotations.append(
+        arrows.append(
             {
                 "x": tx, "y": ty, "ax": sx, "ay": sy,
                 "xref": "x", "yref": "y", "axref": "x", "ayref": "y",
@@ -249,24 +263,18 @@ def ownership_graph_figure(
                 "arrowcolor": "#8a94a6", "standoff": 14, "startstandoff": 14, "text": "",
             }
         )
-        label_x.append((sx + tx) / 2)
-        label_y.append((sy + ty) / 2)
-        label_text.append(_percent(edge.weight))
+        labels.append(
+            {
+                "x": (sx + tx) / 2, "y": (sy + ty) / 2, "xref": "x", "yref": "y", "showarrow": False,
+                "text": _percent(edge.weight), "font": {"size": 11, "color": "#5b6578"},
+                "bgcolor": "rgba(255,255,255,0.9)", "borderpad": 2,
+            }
+        )
 
-    data: list[dict[str, Any]] = [
-        {
-            "type": "scatter",
-            "mode": "text",
-            "x": label_x,
-            "y": label_y,
-            "text": label_text,
-            "textfont": {"size": 11, "color": "#5b6578"},
-            "hoverinfo": "skip",
-            "showlegend": False,
-        }
-    ]
+    data: list[dict[str, Any]] = []
     for kind in ("org", "person", "unknown"):
         members = [n for n in nodes if (n.kind if n.kind in NODE_COLOURS else "unknown") == kind]
+        members.sort(key=lambda n: n.id == root)  # the legend shows the first marker's style
         if not members:
             continue
         data.append(
@@ -276,10 +284,10 @@ def ownership_graph_figure(
                 "name": kind_labels.get(kind, kind),
                 "x": [positions[n.id][0] for n in members],
                 "y": [positions[n.id][1] for n in members],
-                "text": [n.label for n in members],
-                "textposition": "bottom center",
+                "text": [_plain(n.label) for n in members],
+                "textposition": "middle right",
                 "customdata": [n.href for n in members],
-                "hovertext": [n.hover or n.label for n in members],
+                "hovertext": ["<br>".join(_plain(line) for line in (n.hover or (n.label,))) for n in members],
                 "hoverinfo": "text",
                 "marker": {
                     "symbol": NODE_SYMBOLS[kind],
@@ -296,9 +304,9 @@ def ownership_graph_figure(
         title={"text": title, "x": 0, "xanchor": "left", "font": {"size": 14}} if title else None,
         showlegend=True,
         legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right", "yanchor": "bottom"},
-        xaxis={"visible": False, "range": [min(xs) - 1, max(xs) + 1]},
+        xaxis={"visible": False, "range": [min(xs) - 1, max(xs) + 1.5]},
         yaxis={"visible": False, "range": [min(ys) - 0.6, max(ys) + 0.5]},
-        annotations=annotations,
+        annotations=arrows + labels,
         height=max(320, 130 * (int(max(ys) - min(ys)) + 1) + 60),
         hovermode="closest",
         dragmode="pan",

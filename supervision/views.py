@@ -11,13 +11,16 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
@@ -35,10 +38,11 @@ from businesschain.errors import DomainError, NotFound
 from businesschain.protocol.identifiers import is_prc_id, mask_prc_id
 from supervision import chain_selectors as supervision_chain
 from supervision import dashboard_selectors as pages
-from supervision import figures
+from supervision import figures, penetration
 from supervision.models import Alert
 from supervision.selectors import AlertFilters
 from supervision.selectors import alert_list as alert_query
+from supervision.services import MAX_NOTE_LENGTH, alert_update, transition_allowed
 
 PERSON_ID_PERMISSION = "supervision.view_person_identifiers"
 
@@ -56,7 +60,7 @@ CHAIN_STATUS_LABELS = {
     "suspended": _("暂停"),
 }
 ALERT_CODE_LABELS = {
-    "fork": _("分叉"),
+    "fork": _("区块分叉"),
     "bad_signature": _("签名无效"),
     "bad_prev_hash": _("前块哈希不符"),
     "chain_stalled": _("业务链停滞"),
@@ -68,6 +72,15 @@ ALERT_CODE_LABELS = {
     "broker_stake_limit": _("券商股权超限"),
 }
 ENTITY_KIND_LABELS = {"org": _("机构"), "person": _("自然人"), "unknown": _("未登记")}
+ROLE_LABELS = {
+    "legal_rep": _("法定代表人"),
+    "director": _("董事"),
+    "supervisor": _("监事"),
+    "executive": _("高级管理人员"),
+    "actual_controller": _("实际控制人"),
+    "sponsor_rep": _("保荐代表人"),
+}
+OWNER_REASON_LABELS = {"ownership": _("持股"), "actual_controller": _("实际控制人")}
 
 # Body keys that name entities or accounts (ECP/1 §3), for links on the transaction page.
 ENTITY_KEYS = frozenset({"id", "issuer", "holder", "broker", "org", "person", "parties"})
@@ -97,25 +110,29 @@ def can_see_person_ids(user: Any) -> bool:
 
 # --- entity links and masking -------------------------------------------------------------------
 
-_TOKEN_PREFIX = "~"
+_TOKEN_PREFIX = "~"  # noqa: S105 - a URL marker, not a secret
 
 
-def _fernet() -> Fernet:
-    digest = hashlib.sha256(f"supervision.entity-ref:{settings.SECRET_KEY}".encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+def _cipher() -> AESSIV:
+    key = hashlib.sha512(f"supervision.entity-ref:{settings.SECRET_KEY}".encode()).digest()
+    return AESSIV(key)
 
 
 def entity_ref_encode(entity_id: str) -> str:
-    """An opaque, encrypted stand-in for a person's id in a URL."""
-    return _TOKEN_PREFIX + _fernet().encrypt(entity_id.encode()).decode()
+    """An opaque stand-in for a person's id in a URL: AES-SIV under a key derived from SECRET_KEY,
+    deterministic so one person always has one URL."""
+    token = base64.urlsafe_b64encode(_cipher().encrypt(entity_id.encode(), None)).decode().rstrip("=")
+    return _TOKEN_PREFIX + token
 
 
 def entity_ref_decode(ref: str) -> str:
+    """The entity id behind a URL part: a plain id, or a token from `entity_ref_encode`."""
     if not ref.startswith(_TOKEN_PREFIX):
         return ref
+    token = ref[len(_TOKEN_PREFIX):]
     try:
-        return _fernet().decrypt(ref[len(_TOKEN_PREFIX):].encode()).decode()
-    except InvalidToken:
+        return _cipher().decrypt(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), None).decode()
+    except (InvalidTag, ValueError):
         raise Http404("unknown entity reference") from None
 
 
@@ -196,6 +213,11 @@ def _labels(mapping: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in mapping.items()}
 
 
+def percent(fraction: str | Decimal) -> str:
+    """"0.600000" → "60.00%"."""
+    return f"{(Decimal(fraction) * 100).quantize(Decimal('0.01'))}%"
+
+
 def _not_found(error: DomainError) -> Http404:
     return Http404(error.message)
 
@@ -218,7 +240,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     chains = pages.chain_overview(now=now)
     minutes, series = pages.blocks_per_minute_series(now=now)
-    alerts = list(Alert.objects.select_related("assignee").order_by("-created_at", "-id")[:20])
+    alerts = list(alert_query()[:20])
     rejections = list(chain_selectors.rejection_list()[:15])
     context = {
         "chains": chains,
@@ -243,7 +265,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "connecting": str(_("正在连接…")),
             "disconnected": str(_("连接中断，正在重连…")),
             "seconds": str(_("秒")),
-            "blocks_behind": str(_("落后 %(n)s 块")),
         },
     }
     return render(request, "supervision/dashboard.html", context)
@@ -272,8 +293,10 @@ class AlertFilterForm(forms.Form):
     def __init__(self, *args: Any, codes: list[str], chains: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         codes = sorted(set(codes) | set(ALERT_CODE_LABELS))
-        self.fields["code"].choices = [("", _("全部"))] + [(c, ALERT_CODE_LABELS.get(c, c)) for c in codes]
-        self.fields["chain"].choices = [("", _("全部"))] + [(c, c) for c in chains]
+        cast(forms.ChoiceField, self.fields["code"]).choices = [
+            ("", _("全部")), *((c, ALERT_CODE_LABELS.get(c, c)) for c in codes)
+        ]
+        cast(forms.ChoiceField, self.fields["chain"]).choices = [("", _("全部")), *((c, c) for c in chains)]
 
 
 @require_GET
@@ -281,7 +304,8 @@ class AlertFilterForm(forms.Form):
 def alert_list(request: HttpRequest) -> HttpResponse:
     choices = pages.alert_filter_choices()
     form = AlertFilterForm(request.GET or None, codes=choices["codes"], chains=choices["chains"])
-    data = form.cleaned_data if form.is_valid() else {}
+    form.is_valid()
+    data = getattr(form, "cleaned_data", {})  # the valid filters; an invalid value is ignored
     qs = alert_query(
         filters=AlertFilters(
             codes=(data["code"],) if data.get("code") else (),
@@ -315,7 +339,7 @@ class TriageForm(forms.Form):
         "note": None,
     }
     action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
-    note = forms.CharField(label=_("备注"), required=False, max_length=4000,
+    note = forms.CharField(label=_("备注"), required=False, max_length=MAX_NOTE_LENGTH,
                            widget=forms.Textarea(attrs={"rows": 3}))
 
     def clean(self) -> dict[str, Any]:
@@ -344,7 +368,6 @@ def _alert_context(request: HttpRequest, alert: Alert, form: TriageForm) -> dict
 
 def _triage_actions(alert: Alert, user: Any) -> list[dict[str, Any]]:
     """The triage buttons, each enabled when the service would accept it."""
-    from supervision.services import transition_allowed
 
     def move(target: str) -> bool:
         return target != alert.status and transition_allowed(alert.status, target)
@@ -370,8 +393,7 @@ def alert_detail(request: HttpRequest, alert_id: int) -> HttpResponse:
 @regulator_required
 def alert_triage(request: HttpRequest, alert_id: int) -> HttpResponse:
     """The triage buttons: one service call; a refusal is shown on the form."""
-    from supervision.services import alert_update
-
+    user = cast(User, request.user)  # regulator_required: signed in
     alert = get_object_or_404(Alert, pk=alert_id)
     form = TriageForm(request.POST)
     status_code = 400
@@ -382,9 +404,9 @@ def alert_triage(request: HttpRequest, alert_id: int) -> HttpResponse:
         if TriageForm.ACTIONS[action] is not None:
             changes["status"] = TriageForm.ACTIONS[action]
         if action == "assign_me":
-            changes["assignee"] = request.user
+            changes["assignee"] = user
         try:
-            alert_update(alert_id=alert.pk, by=request.user, note=note, **changes)
+            alert_update(alert_id=alert.pk, by=user, note=note, **changes)
         except DomainError as error:
             form.add_error(None, error.message)
             status_code = error.http_status
@@ -434,22 +456,24 @@ def block_detail(request: HttpRequest, chain_id: str, height: int) -> HttpRespon
     except NotFound as error:
         raise _not_found(error) from error
     presenter = Presenter(request)
-    transactions = list(pages.block_transactions(block))
-    bodies = [json.loads(tx.body) for tx in transactions]
-    masked = presenter.mask_json(bodies)
+    page = Paginator(pages.block_transactions(block), 100).get_page(request.GET.get("page"))
+    transactions = list(page.object_list)
+    masked = presenter.mask_json([json.loads(tx.body) for tx in transactions])
     verification = block.verification or {}
     return render(
         request,
         "supervision/block_detail.html",
         {
-            "block": block,
+            "blk": block,
             "header": chain_selectors.block_header(block),
             "verification": verification,
             "unresolved": presenter.mask_json(verification.get("unresolved") or {}),
             "anchor": supervision_chain.anchor_status(chain_id=block.chain_id, height=block.height),
             "transactions": [
-                {"tx": tx, "summary": _body_summary(body)} for tx, body in zip(transactions, masked, strict=True)
+                {"tx": tx, "summary": _body_summary(body)}
+                for tx, body in zip(transactions, masked, strict=True)
             ],
+            "tx_page": page,
             "has_prev": block.height > 0,
             "has_next": block.height < block.chain.head_height,
         },
@@ -486,8 +510,9 @@ def transaction_detail(request: HttpRequest, tx_id: str) -> HttpResponse:
         elif key in ACCOUNT_KEYS and isinstance(value, str):
             fields.append({"key": key, "account": value})
         else:
-            fields.append({"key": key, "text": json.dumps(presenter.mask_json(value), ensure_ascii=False)
-                           if not isinstance(value, str) else presenter.mask_json(value)})
+            shown = presenter.mask_json(value)
+            text = shown if isinstance(shown, str) else json.dumps(shown, ensure_ascii=False)
+            fields.append({"key": key, "text": text})
     return render(
         request,
         "supervision/transaction_detail.html",
@@ -500,3 +525,145 @@ def transaction_detail(request: HttpRequest, tx_id: str) -> HttpResponse:
             ),
         },
     )
+
+
+# --- penetrating supervision --------------------------------------------------------------------
+
+
+class _FullView:
+    """Stands in for a viewer allowed to see identifiers when asking the penetration selectors:
+    the page needs the real ids to build links, and masks what it shows itself (`Presenter`)."""
+
+    @staticmethod
+    def has_perm(perm: str) -> bool:
+        return True
+
+
+_FULL_VIEW = _FullView()
+
+
+@require_GET
+@regulator_required
+def entity_search(request: HttpRequest) -> HttpResponse:
+    q = (request.GET.get("q") or "").strip()[:100]
+    presenter = Presenter(request)
+    rows: list[EntityLink] = []
+    page = None
+    if q:
+        found = penetration.entity_search(q=q, viewer=request.user)
+        page = Paginator(found, 50).get_page(request.GET.get("page"))
+        rows = [presenter.entity(e.id, name=e.name, kind=e.kind) for e in page.object_list]
+    return render(
+        request,
+        "supervision/entity_search.html",
+        {"q": q, "search_q": q, "rows": rows, "page": page, "kind_labels": ENTITY_KIND_LABELS},
+    )
+
+
+@require_GET
+@regulator_required
+def entity_detail(request: HttpRequest, ref: str) -> HttpResponse:
+    entity_id = entity_ref_decode(ref)
+    try:
+        depth = penetration.parse_depth(request.GET.get("depth") or "2")
+    except DomainError:
+        depth = 2
+    try:
+        detail = penetration.entity_detail(entity_id=entity_id, viewer=_FULL_VIEW)
+        owners = penetration.entity_beneficial_owners(entity_id=entity_id, viewer=_FULL_VIEW)["owners"]
+        graph = penetration.entity_graph(entity_id=entity_id, depth=depth, viewer=_FULL_VIEW)
+    except NotFound as error:
+        raise _not_found(error) from error
+    related = pages.entity_related_parties(entity_id=entity_id)
+    presenter = Presenter(request)
+    presenter.learn([
+        entity_id, *detail["group"], *(n["id"] for n in graph["nodes"]), *(o["id"] for o in owners),
+        *(a["broker"] for a in detail["accounts"]), *(other for other, _ in related),
+        *(n for o in owners for path in o.get("paths", []) for n in path["nodes"]),
+        *(r.person for _, reasons in related for r in reasons if r.person),
+        *([detail["controller"]["id"]] if detail["controller"] else []),
+    ])
+    controller = detail["controller"]
+    return render(
+        request,
+        "supervision/entity_detail.html",
+        {
+            "me": presenter.entity(entity_id, name=detail["name"], kind=detail["kind"]),
+            "detail": detail,
+            "kind_label": ENTITY_KIND_LABELS.get(detail["kind"], detail["kind"]),
+            "controller": presenter.entity(controller["id"], name=controller["name"]) if controller else None,
+            "group": [presenter.entity(m) for m in detail["group"] if m != entity_id],
+            "owners": _owner_rows(presenter, owners),
+            "accounts": [{**a, "broker_link": presenter.entity(a["broker"])} for a in detail["accounts"]],
+            "related": _related_rows(presenter, related),
+            "roles": _entity_roles(presenter, entity_id),
+            "depth": depth,
+            "truncated": graph["truncated"],
+            "graph_figure": _graph_figure(presenter, graph, root=entity_id) if graph["edges"] else None,
+        },
+    )
+
+
+def _owner_rows(presenter: Presenter, owners: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "link": presenter.entity(o["id"], name=o["name"], kind=o["kind"]),
+            "share": percent(o["share"]),
+            "direct": percent(o["direct"]),
+            "reasons": [OWNER_REASON_LABELS.get(r, r) for r in o["reasons"]],
+            "paths": [
+                {"nodes": [presenter.entity(n) for n in p["nodes"]], "product": percent(p["product"])}
+                for p in o.get("paths", [])
+            ],
+        }
+        for o in owners
+    ]
+
+
+def _related_rows(
+    presenter: Presenter, related: list[tuple[str, list[pages.RelatedReason]]]
+) -> list[dict[str, Any]]:
+    def link(entity_id: str) -> EntityLink | None:
+        return presenter.entity(entity_id) if entity_id else None
+
+    return [
+        {
+            "link": presenter.entity(other),
+            "reasons": [
+                {"kind": r.kind, "person": link(r.person), "holder": link(r.holder), "issuer": link(r.issuer),
+                 "share": percent(r.share) if r.share else ""}
+                for r in reasons
+            ],
+        }
+        for other, reasons in related
+    ]
+
+
+def _graph_figure(presenter: Presenter, graph: dict[str, Any], *, root: str) -> figures.Figure:
+    nodes = []
+    for n in graph["nodes"]:
+        shown_id = presenter.id_text(n["id"])
+        nodes.append(figures.GraphNode(
+            id=n["id"],
+            label=n["name"] or shown_id,
+            kind=n["kind"],
+            href=presenter.entity(n["id"], name=n["name"], kind=n["kind"]).href,
+            hover=(n["name"], shown_id) if n["name"] else (shown_id,),
+        ))
+    edges = [figures.GraphEdge(e["source"], e["target"], Decimal(e["weight"])) for e in graph["edges"]]
+    return figures.ownership_graph_figure(nodes, edges, root=root, kind_labels=_labels(ENTITY_KIND_LABELS))
+
+
+def _entity_roles(presenter: Presenter, entity_id: str) -> list[dict[str, Any]]:
+    rows = pages.entity_roles(entity_id=entity_id)
+    presenter.learn([r["org_id"] for r in rows] + [r["person_id"] for r in rows])
+    return [
+        {
+            "org": presenter.entity(r["org_id"]),
+            "person": presenter.entity(r["person_id"]),
+            "role": ROLE_LABELS.get(r["role"], r["role"]),
+            "chain": r["chain_id"],
+            "height": r["height"],
+        }
+        for r in rows
+    ]

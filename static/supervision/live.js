@@ -1,6 +1,7 @@
 /* Overview live updates: listens on ws(s)://<host>/ws/alerts/ (supervision API §1 "Live push").
-   - alert.created / alert.updated: the alert is put (or moved) at the top of the feed;
-   - chain.status: the chain's row is updated;
+   - alert.created / alert.updated: the alert is put (or moved) at the top of the feed and counted
+     in the alerts-by-severity chart;
+   - chain.status: the chain's row is updated and new blocks are added to the blocks-per-minute chart;
    - reconnects with exponential backoff (1 s … 30 s, jittered).
    Labels come from the page (<script type="application/json" id="live-labels">). */
 (function () {
@@ -13,6 +14,7 @@
   var labelsNode = document.getElementById("live-labels");
   var labels = labelsNode ? JSON.parse(labelsNode.textContent) : {};
   var english = (document.documentElement.lang || "").indexOf("en") === 0;
+  // Swedish formatting is ISO-like ("2026-11-21 08:00:00"), the format the server renders.
   var timeFormat = new Intl.DateTimeFormat("sv-SE", {
     timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit",
     hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
@@ -45,7 +47,8 @@
 
   function alertItem(alert) {
     var detailUrl = feed.dataset.detailUrl.replace(/0\/$/, alert.id + "/");
-    var li = el("li", { "class": "alert-item fresh sev-" + alert.severity, "data-alert-id": alert.id });
+    var li = el("li", { "class": "alert-item fresh sev-" + alert.severity, "data-alert-id": alert.id,
+                        "data-status": alert.status, "data-severity": alert.severity });
     li.appendChild(el("span", { "class": "badge sev sev-" + alert.severity }, label("severity", alert.severity)));
     var main = el("div", { "class": "alert-main" });
     var title = english && alert.title_en ? alert.title_en : alert.title;
@@ -69,13 +72,61 @@
     return li;
   }
 
-  function showAlert(alert) {
+  function showAlert(alert, created) {
     if (!feed || !alert || alert.id === undefined) { return; }
     var old = feed.querySelector('[data-alert-id="' + String(alert.id).replace(/"/g, "") + '"]');
-    if (old) { old.remove(); }
+    if (old) {
+      countAlert(old.dataset.severity, old.dataset.status, -1);
+      countAlert(alert.severity, alert.status, 1);
+      old.remove();
+    } else if (created) {
+      countAlert(alert.severity, alert.status, 1);
+    }
     feed.insertBefore(alertItem(alert), feed.firstChild);
     while (feed.children.length > FEED_LIMIT) { feed.removeChild(feed.lastChild); }
     if (empty) { empty.hidden = true; }
+  }
+
+  // --- charts ----------------------------------------------------------------------------------
+
+  function drawnFigure(id) {
+    var node = document.querySelector('[data-figure="' + id + '"]');
+    return node && node.data && window.Plotly ? node : null;
+  }
+
+  function redraw(chart) {
+    // The arrays were changed in place: a new datarevision tells Plotly.react to look again.
+    chart.layout.datarevision = (chart.layout.datarevision || 0) + 1;
+    window.Plotly.react(chart, chart.data, chart.layout);
+  }
+
+  function countAlert(severity, status, delta) {
+    var chart = drawnFigure("severity-figure");
+    if (!chart || !chart.layout.meta) { return; }
+    var column = chart.layout.meta.severities.indexOf(severity);
+    var trace = chart.data.filter(function (t) { return t.meta && t.meta.status === status; })[0];
+    if (column < 0 || !trace) { return; }
+    trace.y[column] = Math.max(0, trace.y[column] + delta);
+    redraw(chart);
+  }
+
+  var minuteFormat = new Intl.DateTimeFormat("en-GB", {
+    timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hour12: false
+  });
+
+  function countBlocks(chainId, blocks) {
+    var chart = drawnFigure("blocks-figure");
+    if (!chart || blocks <= 0) { return; }
+    var minute = minuteFormat.format(new Date());
+    var traces = chart.data;
+    if (!traces.length) { return; }
+    if (traces[0].x[traces[0].x.length - 1] !== minute) {  // a new minute: shift the window
+      traces.forEach(function (t) { t.x = t.x.slice(1).concat([minute]); t.y = t.y.slice(1).concat([0]); });
+    }
+    var trace = traces.filter(function (t) { return t.name === chainId; })[0];
+    if (!trace) { return; }
+    trace.y[trace.y.length - 1] += blocks;
+    redraw(chart);
   }
 
   // --- chains ----------------------------------------------------------------------------------
@@ -90,6 +141,11 @@
       status.textContent = label("chain_status", chain.status);
     }
     var height = row.querySelector('[data-field="height"]');
+    var before = parseInt(row.dataset.height, 10);
+    if (typeof chain.height === "number" && !isNaN(before) && chain.height > before) {
+      countBlocks(chain.chain, chain.height - before);
+    }
+    if (typeof chain.height === "number") { row.dataset.height = chain.height; }
     if (height && typeof chain.height === "number" && chain.height >= 0) {
       var link = height.querySelector("a");
       if (link) {
@@ -101,7 +157,7 @@
     }
     if (chain.last_block_at) {
       var lag = row.querySelector('[data-field="lag"]');
-      if (lag) { lag.dataset.since = chain.last_block_at; lag.classList.remove("overdue"); }
+      if (lag) { lag.dataset.since = chain.last_block_at; }
       var last = row.querySelector('[data-field="last_block_at"]');
       if (last) {
         last.textContent = "";
@@ -116,7 +172,9 @@
     document.querySelectorAll('[data-field="lag"][data-since]').forEach(function (node) {
       var since = Date.parse(node.dataset.since);
       if (isNaN(since)) { return; }
-      node.textContent = Math.max(0, Math.round((now - since) / 1000)) + " " + (labels.seconds || "s");
+      var seconds = Math.max(0, Math.round((now - since) / 1000));
+      node.textContent = seconds + " " + (labels.seconds || "s");
+      node.classList.toggle("overdue", seconds > parseInt(node.dataset.stall || "600", 10));
     });
   }
 
@@ -137,7 +195,7 @@
       var message;
       try { message = JSON.parse(event.data); } catch (e) { return; }
       if (message.type === "alert.created" || message.type === "alert.updated") {
-        showAlert(message.alert);
+        showAlert(message.alert, message.type === "alert.created");
       } else if (message.type === "chain.status") {
         updateChain(message.chain);
       }
