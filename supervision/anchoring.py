@@ -137,7 +137,7 @@ def pending_anchor_count(*, at_most: int | None = None) -> int:
     pending = Anchor.objects.filter(supervision_block__isnull=True)
     if at_most is None:
         return pending.count()
-    return len(pending.order_by("id").values_list("id", flat=True)[:at_most])
+    return pending.order_by()[:at_most].count()
 
 
 # --- sealing ------------------------------------------------------------------------------------
@@ -254,6 +254,9 @@ class Sealer:
         while not stop.is_set():
             now = time.monotonic()
             try:
+                if self.audit_interval and self.on_audit_due and now - last_audit >= self.audit_interval:
+                    last_audit = now
+                    self.on_audit_due()
                 full = now - last_full_sweep >= self.full_sweep_interval
                 anchors_sweep(full=full)
                 if full:
@@ -267,10 +270,7 @@ class Sealer:
                             self.on_seal(result)
                         if result.anchor_count >= self.max_pending:
                             continue  # a full block: more may be waiting, seal again at once
-                if self.audit_interval and self.on_audit_due and now - last_audit >= self.audit_interval:
-                    last_audit = now
-                    self.on_audit_due()
-            except DatabaseError:
+            except (DatabaseError, SealConflict):
                 log.exception("sealer tick failed; retrying")
                 close_old_connections()
                 stop.wait(1.0)

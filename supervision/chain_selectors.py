@@ -19,11 +19,12 @@ from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
+from businesschain import selectors
 from businesschain.errors import NotFound, PermissionDenied
 from businesschain.models import Block
 from businesschain.protocol import merkle
 from businesschain.protocol.times import format_time
-from supervision.models import Anchor, AuditRun, SupervisionBlock, SupervisionHead, SupervisorKey
+from supervision.models import Anchor, AuditRun, SupervisionBlock, SupervisorKey
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
 _TREE_CACHE_SIZE = 16
@@ -119,17 +120,19 @@ def _anchor_tree(block: SupervisionBlock) -> merkle.MerkleTree:
 
 
 def _find_anchor(block_hash: str, chain_id: str | None) -> Anchor | None:
-    """The anchor of `block_hash` (the oldest if several chains share the hash). A chain reads
-    only its own: PermissionDenied if the hash is known only on another chain."""
-    anchors = Anchor.objects.filter(block_hash=block_hash).order_by("id")
+    """The anchor of `block_hash` (the oldest if several chains share the hash), with its
+    supervision block and key. A chain reads only its own: PermissionDenied if the hash is known
+    only on another chain. No ORDER BY … LIMIT: that tempts the planner into a primary-key scan."""
+    anchors = sorted(Anchor.objects.select_related("supervision_block__key").filter(block_hash=block_hash),
+                     key=lambda a: a.pk)
     if chain_id is None:
-        return anchors.first()
-    own = anchors.filter(chain_id=chain_id).first()
-    if own is not None:
-        return own
+        return anchors[0] if anchors else None
+    own = [a for a in anchors if a.chain_id == chain_id]
+    if own:
+        return own[0]
     if Block.objects.filter(chain_id=chain_id, block_hash=block_hash).exists():
         return None  # accepted, anchor not created yet: pending
-    if anchors.exists() or Block.objects.filter(block_hash=block_hash).exists():
+    if anchors or Block.objects.filter(block_hash=block_hash).exists():
         raise PermissionDenied("A chain may read only the receipts of its own blocks.")
     raise NotFound(f"No accepted block has hash {block_hash!r}.", code="unknown_block")
 
@@ -148,9 +151,9 @@ def receipt_get(*, block_hash: str, chain_id: str | None = None) -> dict[str, An
         if chain_id is None and not Block.objects.filter(block_hash=block_hash).exists():
             raise NotFound(f"No accepted block has hash {block_hash!r}.", code="unknown_block")
         return None
-    if anchor.supervision_block_id is None or anchor.leaf_index is None:
+    sealed = anchor.supervision_block
+    if sealed is None or anchor.leaf_index is None:
         return None
-    sealed = SupervisionBlock.objects.select_related("key").get(pk=anchor.supervision_block_id)
     tree = _anchor_tree(sealed)
     return {
         "chain": anchor.chain_id,
@@ -187,8 +190,6 @@ def anchor_status(*, chain_id: str, height: int) -> dict[str, Any] | None:
 def chain_block_detail(*, chain_id: str, height: int) -> dict[str, Any]:
     """ECP/1 §5 `GET chains/{chain}/blocks/{height}`: the stored block, its verification record
     and its anchor."""
-    from businesschain import selectors
-
     block = selectors.block_get(chain_id=chain_id, height=height)
     return {**selectors.block_detail(block), "anchor": anchor_status(chain_id=chain_id, height=height)}
 
@@ -221,7 +222,6 @@ def supervision_status(*, now: datetime | None = None) -> dict[str, Any]:
     """What the dashboard shows about the supervision chain: head, seal rate over the last hour,
     pending anchors, the signing key and the last audit. Bounded queries (index scans)."""
     now = now or timezone.now()
-    head_row = SupervisionHead.objects.filter(id=1).first()
     head_block = (SupervisionBlock.objects.order_by("-height")
                   .values("height", "block_hash", "timestamp", "anchor_count").first())
     hour_ago = now - timedelta(hours=1)
@@ -247,7 +247,6 @@ def supervision_status(*, now: datetime | None = None) -> dict[str, Any]:
             "anchor_count": head_block["anchor_count"],
             "age_seconds": _age_seconds(head_block["timestamp"], now),
         },
-        "head_row_height": head_row.height if head_row else -1,
         "blocks_last_hour": blocks_last_hour,
         "anchors_last_hour": anchors_last_hour,
         "seal_rate_per_minute": round(blocks_last_hour / 60, 2),

@@ -24,6 +24,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
+from businesschain.errors import NotFound
+from businesschain.protocol.times import format_time
 from gm import cert, sm2
 from supervision.models import SupervisorKey
 
@@ -197,15 +199,17 @@ def supervisor_key_rotate() -> SigningKey:
 def current_key() -> SupervisorKey:
     """The current key's row; registers the configured key if none is (e.g. before the first seal)."""
     row = SupervisorKey.objects.filter(retired_at__isnull=True).order_by("-created_at", "-id").first()
-    if row is None:
+    if row is not None:
+        return row
+    try:
         return SupervisorKey.objects.get(pk=signing_key().key_id)
-    return row
+    except (ImproperlyConfigured, OSError) as error:  # e.g. a web host without the key file
+        raise NotFound("The supervisor key is not registered yet (the sealer registers it).",
+                       code="no_supervisor_key") from error
 
 
 def key_publication() -> dict[str, Any]:
     """`GET supervision/key`: the current public key and certificate, and the retired keys."""
-    from businesschain.protocol.times import format_time
-
     row = current_key()
     previous = SupervisorKey.objects.exclude(pk=row.pk).order_by("-created_at", "-id")
     return {

@@ -1,0 +1,179 @@
+"""Anchoring, sealing and receipts (ECP/1 §5–§6), checked by an independent verifier."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from businesschain.models import Block
+from supervision.anchoring import anchors_sweep, supervision_block_seal
+from supervision.models import Anchor, SupervisionBlock
+from tests.supervision.chain.conftest import evidence, push
+from tests.supervision.chain.verifier import cj, sm2_verify, sm3, verify_receipt
+
+pytestmark = pytest.mark.django_db
+
+
+def receipt(client, block_hash: str, chain=None):
+    headers = chain.headers() if chain is not None else {}
+    return client.get(f"/api/v1/receipts/{block_hash}", **headers)
+
+
+def test_accepted_block_is_anchored_when_the_submission_commits(
+        client, sse, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        block = sse.submit(client, evidence(sse))
+    anchor = Anchor.objects.get()
+    assert (anchor.chain_id, anchor.height, anchor.block_hash) == ("sse", 0, block["block_hash"])
+    assert anchor.leaf_hash == sm3(b"\x00" + cj({"block_hash": block["block_hash"], "chain": "sse",
+                                                 "height": 0})).hex()
+    assert anchor.supervision_block is None and anchor.leaf_index is None
+
+
+def test_sweep_anchors_blocks_whose_receiver_never_ran_including_gaps(client, sse):
+    push(client, sse, blocks=4)  # on-commit receivers do not run inside the test transaction
+    assert Anchor.objects.count() == 0
+    assert anchors_sweep() == 4
+    assert anchors_sweep() == 0
+    Anchor.objects.filter(height=1).delete()  # a receiver failed while later ones succeeded
+    assert anchors_sweep() == 0  # the quick sweep looks above the highest anchor only
+    assert anchors_sweep(full=True) == 1
+    assert sorted(Anchor.objects.values_list("height", flat=True)) == [0, 1, 2, 3]
+
+
+def test_receipt_is_pending_before_sealing_then_proves_the_block(client, regulator_client, sse):
+    [block] = push(client, sse)
+    response = receipt(client, block["block_hash"], sse)
+    assert response.status_code == 202
+    assert response.json() == {"status": "pending"}
+    anchors_sweep()
+    assert receipt(regulator_client, block["block_hash"]).status_code == 202
+    result = supervision_block_seal()
+    assert result is not None and result.height == 0 and result.anchor_count == 1
+    response = receipt(client, block["block_hash"], sse)
+    assert response.status_code == 200, response.content
+    data = response.json()
+    verify_receipt(data, chain="sse", height=0, block_hash=block["block_hash"])
+    assert data["leaf_index"] == 0 and data["tree_size"] == 1 and data["audit_path"] == []
+    assert data["supervision_block"]["header"]["prev_hash"] == "0" * 64
+
+
+@pytest.mark.parametrize("size", [2, 3, 5, 7, 8, 13])
+def test_every_leaf_of_a_sealed_block_has_a_receipt_the_independent_verifier_accepts(
+        client, regulator_client, sse, szse, size):
+    blocks = [(sse, b) for b in push(client, sse, blocks=size - size // 2, txs=1)]
+    blocks += [(szse, b) for b in push(client, szse, blocks=size // 2, txs=1)]
+    anchors_sweep()
+    assert supervision_block_seal().anchor_count == size
+    seen = set()
+    for chain, block in blocks:
+        data = receipt(regulator_client, block["block_hash"]).json()
+        verify_receipt(data, chain=chain.chain_id, height=block["header"]["height"],
+                       block_hash=block["block_hash"])
+        seen.add(data["leaf_index"])
+    assert seen == set(range(size))
+
+
+def test_receipt_does_not_verify_when_anything_is_changed(client, regulator_client, sse):
+    blocks = push(client, sse, blocks=3, txs=1)
+    anchors_sweep()
+    supervision_block_seal()
+    data = receipt(regulator_client, blocks[1]["block_hash"]).json()
+    verify_receipt(data, chain="sse", height=1, block_hash=blocks[1]["block_hash"])
+    with pytest.raises(AssertionError):
+        verify_receipt(data, chain="sse", height=2, block_hash=blocks[1]["block_hash"])
+    with pytest.raises(AssertionError):
+        verify_receipt({**data, "leaf_index": (data["leaf_index"] + 1) % 3}, chain="sse", height=1,
+                       block_hash=blocks[1]["block_hash"])
+    forged = {**data["supervision_block"], "signature": data["supervision_block"]["signature"][:-2] + "00"}
+    with pytest.raises(AssertionError):
+        verify_receipt({**data, "supervision_block": forged}, chain="sse", height=1,
+                       block_hash=blocks[1]["block_hash"])
+
+
+def test_supervision_chain_links_blocks_by_hash_and_serves_head_and_heights(client, regulator_client, sse):
+    for _ in range(3):
+        push(client, sse, blocks=2, txs=1)
+        anchors_sweep()
+        supervision_block_seal()
+    assert supervision_block_seal() is None  # nothing pending
+    head = regulator_client.get("/api/v1/supervision/head").json()
+    assert head["header"]["height"] == 2
+    prev = "0" * 64
+    for height in range(3):
+        data = client.get(f"/api/v1/supervision/blocks/{height}", **sse.headers()).json()
+        assert set(data) == {"header", "hash", "signature", "public_key"}
+        assert data["header"]["prev_hash"] == prev and data["header"]["anchor_count"] == 2
+        assert sm3(cj(data["header"])).hex() == data["hash"]
+        assert sm2_verify(data["public_key"], bytes.fromhex(data["hash"]), bytes.fromhex(data["signature"]))
+        prev = data["hash"]
+    assert head["hash"] == prev
+    missing = regulator_client.get("/api/v1/supervision/blocks/3")
+    assert missing.status_code == 404 and missing.json()["code"] == "unknown_block"
+
+
+def test_supervision_head_is_404_before_the_first_seal(regulator_client):
+    response = regulator_client.get("/api/v1/supervision/head")
+    assert response.status_code == 404
+    assert response.json()["code"] == "unknown_block"
+
+
+def test_a_chain_reads_only_its_own_receipts(client, regulator_client, sse, szse):
+    [mine] = push(client, sse)
+    [theirs] = push(client, szse)
+    anchors_sweep()
+    supervision_block_seal()
+    assert receipt(client, mine["block_hash"], sse).status_code == 200
+    denied = receipt(client, theirs["block_hash"], sse)
+    assert denied.status_code == 403 and denied.json()["code"] == "permission_denied"
+    assert receipt(regulator_client, theirs["block_hash"]).status_code == 200
+    unknown = receipt(regulator_client, "ab" * 32)
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_block"
+    assert receipt(client, "not-a-hash", sse).status_code == 404
+    anonymous = Client()
+    assert receipt(anonymous, mine["block_hash"]).status_code in (401, 403)
+    assert anonymous.get("/api/v1/supervision/head").status_code in (401, 403)
+
+
+def test_receipt_of_an_accepted_block_without_anchor_yet_is_pending(client, sse):
+    [block] = push(client, sse)
+    assert not Anchor.objects.exists()
+    assert receipt(client, block["block_hash"], sse).status_code == 202
+
+
+def test_block_explorer_shows_the_block_with_its_anchor(client, regulator_client, sse, szse):
+    [block] = push(client, sse, txs=3)
+    url = "/api/v1/chains/sse/blocks/0"
+    data = regulator_client.get(url).json()
+    assert data["block_hash"] == block["block_hash"] and len(data["transactions"]) == 3
+    assert data["header"] == block["header"] and data["anchor"] is None
+    anchors_sweep()
+    assert client.get(url, **sse.headers()).json()["anchor"] == {
+        "status": "pending", "leaf_index": None, "supervision_height": None,
+        "receipt": f"/api/v1/receipts/{block['block_hash']}"}
+    supervision_block_seal()
+    anchor = regulator_client.get(url).json()["anchor"]
+    assert (anchor["status"], anchor["leaf_index"], anchor["supervision_height"]) == ("sealed", 0, 0)
+    assert client.get(url, **szse.headers()).status_code == 403
+    missing = regulator_client.get("/api/v1/chains/sse/blocks/9")
+    assert missing.status_code == 404 and missing.json()["code"] == "unknown_block"
+
+
+def test_receipt_query_count_is_bounded(client, regulator_client, sse, django_assert_max_num_queries):
+    blocks = push(client, sse, blocks=5, txs=1)
+    anchors_sweep()
+    supervision_block_seal()
+    with django_assert_max_num_queries(8):
+        assert receipt(client, blocks[3]["block_hash"], sse).status_code == 200
+
+
+def test_blocks_seal_in_anchor_id_order_and_at_most_max_anchors_each(client, sse):
+    push(client, sse, blocks=7, txs=1)
+    anchors_sweep()
+    assert supervision_block_seal(max_anchors=3).anchor_count == 3
+    assert supervision_block_seal(max_anchors=3).anchor_count == 3
+    assert supervision_block_seal(max_anchors=3).anchor_count == 1
+    rows = list(Anchor.objects.order_by("id").values_list("supervision_block__height", "leaf_index"))
+    assert rows == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
+    assert SupervisionBlock.objects.count() == 3
+    assert Block.objects.count() == 7
