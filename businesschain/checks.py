@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,5 +30,12 @@ def gm_backend_check(app_configs: Sequence[AppConfig] | None = None, **kwargs: A
         messages.append(Error(f"No SM2 backend can be loaded: {exc}",
                               hint="Unset GM_BACKEND or install gmssl.", id="gm.E002"))
     else:
-        messages.append(Info(f"SM2 backend: {name}", id="gm.I001"))
+        if _explicit_check():
+            messages.append(Info(f"SM2 backend: {name}", id="gm.I001"))
     return messages
+
+
+def _explicit_check() -> bool:
+    """The backend note is for `manage.py check`; every other command runs the checks too and
+    would print it each time."""
+    return sys.argv[1:2] == ["check"]
