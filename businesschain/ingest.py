@@ -244,7 +244,8 @@ def _store(
         chain.head_height, chain.head_hash, chain.head_timestamp = head_height, head_hash, head_timestamp
         chain.last_block_at = now
         update = ["head_height", "head_hash", "head_timestamp", "last_block_at"]
-        if chain.status == Chain.Status.STALLED:
+        # A chain that delivers again is active; a fork or stall stays on record as its alert.
+        if chain.status in (Chain.Status.STALLED, Chain.Status.FORKED):
             chain.status = Chain.Status.ACTIVE
             update.append("status")
         chain.save(update_fields=update)

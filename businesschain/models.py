@@ -127,12 +127,15 @@ class Transaction(models.Model):
     """An accepted transaction. `body` is its canonical JSON text (ECP/1 CJ), byte for byte what
     `tx_id` was computed over, so the audit can recompute it from the row alone."""
 
-    # Indexes cost on every COPY: (chain, nonce) and (block, index) already cover these two.
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
-    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="transactions", db_index=False)
+    # Every index and FK trigger costs on each COPY: (chain, nonce) and (block, index) cover these
+    # two, and only ingestion writes them, in the transaction that creates the block.
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              db_constraint=False)
+    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="transactions", db_index=False,
+                              db_constraint=False)
     height = models.BigIntegerField()
     index = models.PositiveIntegerField()
-    tx_id = models.CharField(max_length=64, db_index=True)
+    tx_id = models.CharField(max_length=64)
     type = models.CharField(max_length=32)
     nonce = models.CharField(max_length=64)
     body = models.TextField()
@@ -143,6 +146,7 @@ class Transaction(models.Model):
             models.UniqueConstraint(fields=["chain", "nonce"], name="tx_chain_nonce_unique"),
             models.UniqueConstraint(fields=["block", "index"], name="tx_block_index_unique"),
         ]
+        indexes = [models.Index(fields=["tx_id"], name="tx_id_idx")]
 
     def __str__(self) -> str:
         return self.tx_id
@@ -220,7 +224,7 @@ class Security(models.Model):
     """A listed security and its issuer (latest listing wins)."""
 
     code = models.CharField(primary_key=True, max_length=6)
-    issuer_id = models.CharField(max_length=64, db_index=True)
+    issuer_id = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
     total_shares = models.BigIntegerField()
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
@@ -230,6 +234,7 @@ class Security(models.Model):
     class Meta:
         ordering = ["code"]
         verbose_name_plural = "securities"
+        indexes = [models.Index(fields=["issuer_id"], name="security_issuer_idx")]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
@@ -240,7 +245,7 @@ class Account(models.Model):
 
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
     account = models.CharField(max_length=20)
-    holder_id = models.CharField(max_length=64, db_index=True)
+    holder_id = models.CharField(max_length=64)
     broker_id = models.CharField(max_length=64)
     tx_id = models.CharField(max_length=64)
     height = models.BigIntegerField()
@@ -250,6 +255,7 @@ class Account(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["chain", "account"], name="account_chain_unique"),
         ]
+        indexes = [models.Index(fields=["holder_id"], name="account_holder_idx")]
 
     def __str__(self) -> str:
         return f"{self.chain_id}:{self.account}"
@@ -280,7 +286,7 @@ class Holding(models.Model):
     `shares` 0 ends the holding; the row stays so an older snapshot cannot revive it."""
 
     issuer_id = models.CharField(max_length=64)
-    holder_id = models.CharField(max_length=64, db_index=True)
+    holder_id = models.CharField(max_length=64)
     shares = models.BigIntegerField()
     total_shares = models.BigIntegerField()
     as_of = models.DateTimeField()
@@ -293,6 +299,7 @@ class Holding(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["issuer_id", "holder_id"], name="holding_pair_unique"),
         ]
+        indexes = [models.Index(fields=["holder_id"], name="holding_holder_idx")]
 
     def __str__(self) -> str:
         return f"{self.holder_id}→{self.issuer_id} {self.shares}/{self.total_shares}"
@@ -310,7 +317,7 @@ class Role(models.Model):
         SPONSOR_REP = "sponsor_rep", "sponsor_rep"
 
     org_id = models.CharField(max_length=64)
-    person_id = models.CharField(max_length=64, db_index=True)
+    person_id = models.CharField(max_length=64)
     role = models.CharField(max_length=20, choices=Kind.choices)
     active = models.BooleanField()
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+")
@@ -322,6 +329,7 @@ class Role(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["org_id", "person_id", "role"], name="role_unique"),
         ]
+        indexes = [models.Index(fields=["person_id"], name="role_person_idx")]
 
     def __str__(self) -> str:
         return f"{self.person_id} {self.role} @ {self.org_id}"
@@ -352,7 +360,8 @@ class ConcertParty(models.Model):
 class Trade(models.Model):
     """An executed trade (append-only)."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              db_constraint=False)
     height = models.BigIntegerField()
     tx_id = models.CharField(max_length=64)
     security = models.CharField(max_length=6)
@@ -376,7 +385,8 @@ class Trade(models.Model):
 class Transfer(models.Model):
     """A non-trade transfer (非交易过户), timed by its block (append-only)."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              db_constraint=False)
     height = models.BigIntegerField()
     tx_id = models.CharField(max_length=64)
     security = models.CharField(max_length=6)
@@ -400,7 +410,8 @@ class Transfer(models.Model):
 class Position(models.Model):
     """Net quantity per account and security on one chain, from trades and transfers."""
 
-    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False)
+    chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
+                              db_constraint=False)
     account = models.CharField(max_length=20)
     security = models.CharField(max_length=6)
     quantity = models.BigIntegerField(default=0)
@@ -425,12 +436,13 @@ class Disclosure(models.Model):
     issuer_id = models.CharField(max_length=64)
     holder_id = models.CharField(max_length=64)
     kind = models.CharField(max_length=24)
-    doc_sm3 = models.CharField(max_length=64, db_index=True)
+    doc_sm3 = models.CharField(max_length=64)
     as_of = models.DateTimeField()
 
     class Meta:
         ordering = ["as_of"]
-        indexes = [models.Index(fields=["issuer_id", "as_of"], name="disclosure_issuer_idx")]
+        indexes = [
+            models.Index(fields=["doc_sm3"], name="disclosure_doc_idx"),models.Index(fields=["issuer_id", "as_of"], name="disclosure_issuer_idx")]
 
     def __str__(self) -> str:
         return f"{self.holder_id} on {self.issuer_id} ({self.kind})"
@@ -444,11 +456,12 @@ class EvidenceRecord(models.Model):
     tx_id = models.CharField(max_length=64)
     business_type = models.TextField()
     reference = models.TextField()
-    doc_sm3 = models.CharField(max_length=64, db_index=True)
+    doc_sm3 = models.CharField(max_length=64)
     fields = models.JSONField(default=dict)
 
     class Meta:
         ordering = ["chain", "height"]
+        indexes = [models.Index(fields=["doc_sm3"], name="evidence_doc_idx")]
 
     def __str__(self) -> str:
         return f"{self.business_type}:{self.reference}"

@@ -10,10 +10,10 @@ height already accepted (`competing_block`, a fork).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from businesschain.protocol.builder import GENESIS_PREV_HASH, make_block, make_transaction
 from businesschain.protocol.times import parse_time
@@ -98,7 +98,7 @@ class SimulatedChain:
         if nodes is None:
             names = sorted(self.keys)
             nodes = names if self.rng.random() < 5 / 6 else sorted(self.rng.sample(names, self.quorum))
-        encoding = "raw" if self.rng.random() < 0.25 else "der"
+        encoding: Literal["raw", "der"] = "raw" if self.rng.random() < 0.25 else "der"
         return [{"node": node, "sig": self.keys[node].sign(block_hash, encoding=encoding).hex()}
                 for node in nodes]
 
@@ -146,16 +146,13 @@ class SimulatedChain:
         return make_block(self.chain_id, header["height"], header["prev_hash"], header["timestamp"],
                           transactions, sign=lambda message: self.sign(message, sorted(self.keys)))
 
-    def submissions(self, block: dict[str, Any], block_patterns: Sequence[str]) -> list[Submission]:
-        """The POSTs of one round: a fork against the current head if planted, the forged copy if
-        planted, then the block itself."""
-        out: list[Submission] = []
+    def submissions(self, block: dict[str, Any], block_patterns: Sequence[str]) -> Iterator[Submission]:
+        """The POSTs of one round, lazily: the forged copy if planted, the block itself, then, if
+        planted, a fork of whatever is the head once the caller has `accept`ed (or not) the block."""
+        if "forged_signature" in block_patterns:
+            yield Submission(self.forged(block), 422, "bad_signature", "forged_signature", commit=False)
+        yield Submission(block, 201, None, "block", commit=True)
         if "fork" in block_patterns:
             competing = self.competing_block()
             if competing is not None:
-                out.append(Submission(competing, 409, "fork", "fork", commit=False))
-        if "forged_signature" in block_patterns:
-            out.append(Submission(self.forged(block), 422, "bad_signature", "forged_signature",
-                                  commit=False))
-        out.append(Submission(block, 201, None, "block", commit=True))
-        return out
+                yield Submission(competing, 409, "fork", "fork", commit=False)

@@ -15,7 +15,8 @@ Block patterns have no transactions; `chain.SimulatedChain.submissions` makes th
 
 - `forged_signature`: the block is first sent with one registered node's signature replaced by
   garbage (expect 422 `bad_signature`), then as signed;
-- `fork`: a second, validly signed block for the last accepted height (expect 409 `fork`).
+- `fork`: after the block is accepted, a second, validly signed block for the same height
+  (expect 409 `fork`, a consensus failure).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class PatternContext:
 
 
 def _round_lot(quantity: float) -> int:
-    return max(100, int(round(quantity / 100)) * 100)
+    return max(100, round(quantity / 100) * 100)
 
 
 def wash_trade(ctx: PatternContext) -> PatternPlan:
@@ -201,7 +202,7 @@ PLANTERS: Mapping[str, Callable[[PatternContext], PatternPlan]] = {
     "related_party_trade": related_party_trade,
     "forged_signature": _block_pattern(
         "forged_signature", "forged_signature: one node's signature replaced by garbage, then resent"),
-    "fork": _block_pattern("fork", "fork: a second validly signed block for the last accepted height"),
+    "fork": _block_pattern("fork", "fork: a second validly signed block for the height just accepted"),
 }
 
 

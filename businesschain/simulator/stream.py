@@ -109,6 +109,13 @@ class ChainStream:
                 out.append(self._report(rng, at))
         return out
 
+    def trades(self, height: int, at: datetime, count: int, *, interval: float = 2.0) -> list[TxSpec]:
+        """`count` background trades only, for block `height` (what the ingestion benchmark sends)."""
+        rng = self.rng_for(height)
+        self._walk_prices(rng)
+        ages = sorted((rng.uniform(0, interval) for _ in range(count)), reverse=True)
+        return [self._trade(rng, at - timedelta(seconds=age)) for age in ages]
+
     def _trade(self, rng: random.Random, executed_at: datetime) -> TxSpec:
         listing = rng.choice(self.listings)
         buyer = rng.choice(self.market)

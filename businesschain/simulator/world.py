@@ -18,6 +18,7 @@ Everything is drawn from one `random.Random(seed)` in a fixed order: same seed, 
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -48,12 +49,16 @@ REGIONS = (
     "上海", "北京", "深圳", "广州", "杭州", "南京", "苏州", "武汉", "成都", "重庆", "天津", "西安", "厦门",
     "青岛", "宁波", "合肥", "长沙", "郑州", "珠海", "无锡", "常州", "福州", "济南", "大连", "佛山", "东莞",
 )
-BRANDS = tuple(
-    "华信 鼎盛 恒远 金桥 瑞丰 宏达 中天 天合 永兴 泰安 嘉润 德隆 鸿运 锦程 天元 博远 星辰 汇通 晨阳 华锐 明阳 "
-    "天宇 金辉 龙腾 华光 昌盛 荣盛 宏图 金龙 鼎信 同创 远航 海纳 恒通 瑞祥 盛达 润泽 华晟 新宇 泰和 康宁 祥云 "
-    "恒信 兴邦 宏远 嘉禾 凯瑞 旭日 华瑞 东盛 金盛 天晟 瑞康 博瑞 正源 鑫达 广润 万通 恒达 国辰 安泰 金源 启明 "
-    "鸿达 华兴 信诚 东华 中宏 天成 永泰 宏盛 华源 嘉信 联创 众诚 鼎泰 润丰 银丰 富源 宝利 安华 华通 卓越 远景 "
-    "峰汇 盛和 天恒 金诚 和信 达安 泓源 智远 科华 盈科 致远 瑞达 融信 睿达 长盈 久安".split()
+BRANDS = (
+    "华信", "鼎盛", "恒远", "金桥", "瑞丰", "宏达", "中天", "天合", "永兴", "泰安", "嘉润", "德隆",
+    "鸿运", "锦程", "天元", "博远", "星辰", "汇通", "晨阳", "华锐", "明阳", "天宇", "金辉", "龙腾",
+    "华光", "昌盛", "荣盛", "宏图", "金龙", "鼎信", "同创", "远航", "海纳", "恒通", "瑞祥", "盛达",
+    "润泽", "华晟", "新宇", "泰和", "康宁", "祥云", "恒信", "兴邦", "宏远", "嘉禾", "凯瑞", "旭日",
+    "华瑞", "东盛", "金盛", "天晟", "瑞康", "博瑞", "正源", "鑫达", "广润", "万通", "恒达", "国辰",
+    "安泰", "金源", "启明", "鸿达", "华兴", "信诚", "东华", "中宏", "天成", "永泰", "宏盛", "华源",
+    "嘉信", "联创", "众诚", "鼎泰", "润丰", "银丰", "富源", "宝利", "安华", "华通", "卓越", "远景",
+    "峰汇", "盛和", "天恒", "金诚", "和信", "达安", "泓源", "智远", "科华", "盈科", "致远", "瑞达",
+    "融信", "睿达", "长盈", "久安",
 )
 INDUSTRIES = (
     ("科技", "科技"), ("电子", "电子"), ("医药", "医药"), ("生物", "生物"), ("能源", "能源"),
@@ -307,7 +312,7 @@ class NameBook:
 
 
 def _fraction_shares(total: int, fraction: float) -> int:
-    return max(1, int(round(total * fraction)))
+    return max(1, round(total * fraction))
 
 
 def build_world(seed: int, *, groups: int = 24, retail: int = 1500, brokers: int = 10,
@@ -377,7 +382,7 @@ def build_world(seed: int, *, groups: int = 24, retail: int = 1500, brokers: int
             world.holdings.append(Holding(issuer, holder, _fraction_shares(total, fraction), total, chain))
 
         ladder = [controller, *companies]
-        for upper, lower in zip(ladder[:-3], ladder[1:-2], strict=True):  # controller down to H2
+        for upper, lower in itertools.pairwise(ladder[:-2]):  # controller down to H2
             stake = rng.uniform(0.55, 0.9) if upper == controller else rng.uniform(0.51, 0.85)
             hold(lower, upper, stake, SAC)
             other = relatives[0] if relatives and upper == controller else rng.choice(world.states)
@@ -396,7 +401,7 @@ def build_world(seed: int, *, groups: int = 24, retail: int = 1500, brokers: int
              sub_chain)
 
         # Roles: the controller in every company, managers on the boards.
-        def role(org: str, person: str, kind: str) -> None:
+        def role(org: str, person: str, kind: str, listed: str = listed, home: str = home) -> None:
             chain = home if org == listed else SAC
             world.roles.append(RoleAssignment(org, person, kind, chain))
 

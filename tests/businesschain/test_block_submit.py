@@ -249,6 +249,9 @@ def test_fork_with_valid_quorum_is_a_consensus_failure(client, sse, django_captu
     assert RejectedSubmission.objects.get(code="fork").extra["consensus_failure"] is True
     assert Chain.objects.get(id="sse").status == Chain.Status.FORKED
     assert announced and announced[-1]["consensus_failure"] is True
+    # The chain carries on along its stored branch: the next block returns it to active.
+    sse.submit(client, trade(sse))
+    assert Chain.objects.get(id="sse").status == Chain.Status.ACTIVE
 
 
 # --- verification ----------------------------------------------------------------------------

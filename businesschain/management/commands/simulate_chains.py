@@ -15,6 +15,7 @@ block per selected pattern (each planting it) and exits: what the tests use.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -231,7 +232,7 @@ class ChainRunner:
         self.tally.planted += 1
         if label not in answers:
             self.reporter.line(self.chain.chain_id, height, f"{planted.summary}: skipped "
-                               "(no block accepted yet in this run)")
+                               "(no accepted block to fork)")
             return
         verdict = "as expected" if expected.get(label) else "UNEXPECTED"
         extra = ""
@@ -264,10 +265,8 @@ class ChainRunner:
         return answer
 
     def _resync_quietly(self) -> None:
-        try:
+        with contextlib.suppress(httpx.HTTPError, CommandError):
             self.sync()
-        except (httpx.HTTPError, CommandError):
-            pass
 
     def run(self, *, stop: threading.Event, deadline: float | None) -> None:
         """Blocks every `interval` seconds until `stop` or the deadline; survives a server restart."""
@@ -276,7 +275,8 @@ class ChainRunner:
             try:
                 self.step()
             except httpx.HTTPError as error:
-                self.reporter.line(self.chain.chain_id, self.chain.next_height, f"server unreachable: {error!r}")
+                self.reporter.line(self.chain.chain_id, self.chain.next_height,
+                                   f"server unreachable: {error!r}")
                 stop.wait(2.0)
                 self._resync_quietly()
             self.reporter.progress()
@@ -355,8 +355,8 @@ class Command(BaseCommand):
         for runner in runners:
             runner.setup()
         for runner in runners:
-            for name in patterns or [None]:
-                runner.step([name] if name else [])
+            for forced in [[name] for name in patterns] or [[]]:
+                runner.step(forced)
 
     def _forever(self, runners: Sequence[ChainRunner], duration: float) -> None:
         stop = threading.Event()
@@ -369,7 +369,7 @@ class Command(BaseCommand):
             try:
                 runner.setup()
                 runner.run(stop=stop, deadline=deadline)
-            except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            except BaseException as error:  # reported by the main thread
                 errors.append(error)
                 stop.set()
 

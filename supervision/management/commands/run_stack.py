@@ -8,6 +8,7 @@ A child that dies is restarted (with backoff); Ctrl-C or SIGTERM stops them all.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 import time
@@ -80,7 +81,8 @@ class Command(BaseCommand):
             if options["demo"]:
                 self.stdout.write(f"Demo login: {DEMO_USER} / {DEMO_PASSWORD}")
         if options["demo"] and not options["no_simulator"]:
-            sim = Child("simulator", [*manage, "simulate_chains", "--url", url.rstrip("/")])
+            extra = shlex.split(os.environ.get("SIMULATOR_ARGS", ""))  # e.g. "--rate 2 --block-size 200"
+            sim = Child("simulator", [*manage, "simulate_chains", "--url", url.rstrip("/"), *extra])
             sim.start()
             children.append(sim)
         self.stdout.write("Press Ctrl-C to stop.\n")
