@@ -8,6 +8,7 @@ AUDIT_INTERVAL_SECONDS, TASKS_BACKEND, TEST_DB_SUFFIX.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -121,11 +122,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels and tasks ---------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Test runs sharing one Redis must not hear each other's broadcasts: one prefix per test process.
+CHANNEL_LAYER_PREFIX = os.environ.get("CHANNEL_LAYER_PREFIX") or (
+    f"asgi-test-{os.getpid()}" if "pytest" in sys.modules else "asgi"
+)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": CHANNEL_LAYER_PREFIX},
         }
     }
 else:
