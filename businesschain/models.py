@@ -131,8 +131,8 @@ class Transaction(models.Model):
     # two, and only ingestion writes them, in the transaction that creates the block.
     chain = models.ForeignKey(Chain, on_delete=models.PROTECT, related_name="+", db_index=False,
                               db_constraint=False)
-    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="transactions", db_index=False,
-                              db_constraint=False)
+    block = models.ForeignKey(Block, on_delete=models.PROTECT, related_name="transactions",
+                              db_index=False, db_constraint=False)
     height = models.BigIntegerField()
     index = models.PositiveIntegerField()
     tx_id = models.CharField(max_length=64)
@@ -442,7 +442,9 @@ class Disclosure(models.Model):
     class Meta:
         ordering = ["as_of"]
         indexes = [
-            models.Index(fields=["doc_sm3"], name="disclosure_doc_idx"),models.Index(fields=["issuer_id", "as_of"], name="disclosure_issuer_idx")]
+            models.Index(fields=["doc_sm3"], name="disclosure_doc_idx"),
+            models.Index(fields=["issuer_id", "as_of"], name="disclosure_issuer_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.holder_id} on {self.issuer_id} ({self.kind})"

@@ -22,7 +22,8 @@ def chain_get(*, chain_id: str) -> Chain:
 def chain_summary(chain: Chain) -> dict[str, Any]:
     """ECP/1 §5 `GET chains/{chain}`."""
     node_set = NodeSet.objects.filter(chain=chain).order_by("-version").prefetch_related("nodes").first()
-    nodes = [{"node": n.node_id, "public_key": n.public_key} for n in node_set.nodes.all()] if node_set else []
+    nodes = ([{"node": n.node_id, "public_key": n.public_key} for n in node_set.nodes.all()]
+             if node_set else [])
     return {
         "chain": chain.id,
         "name": chain.name,

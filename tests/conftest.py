@@ -23,7 +23,7 @@ def regulator(db: Any) -> Any:
 
     from businesschain.api.permissions import REGULATOR_GROUP
 
-    user = User.objects.create_user("analyst", password="analyst-pass-123")  # noqa: S106
+    user = User.objects.create_user("analyst", password="analyst-pass-123")
     group, _ = Group.objects.get_or_create(name=REGULATOR_GROUP)
     user.groups.add(group)
     return user

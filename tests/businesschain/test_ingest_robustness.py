@@ -41,7 +41,7 @@ def test_concurrent_submissions_never_accept_two_blocks_at_one_height():
         candidates = [sse.block(trades(sse, 3)) for _ in range(8)]
         barrier = threading.Barrier(len(candidates))
 
-        def send(block: dict) -> None:
+        def send(block: dict, barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait()
                 response = sse.post(Client(), block)
@@ -165,8 +165,9 @@ def test_mutated_blocks_never_cause_500_and_are_never_stored(valid_block, mutati
         # Only a mutation that keeps the block byte-equivalent may be accepted.
         stored = Block.objects.get(chain_id="sse", height=0)
         assert stored.block_hash == valid_block["block_hash"]
-        assert list(Transaction.objects.filter(block=stored).order_by("index").values_list("tx_id", flat=True)) \
-            == [tx["tx_id"] for tx in valid_block["transactions"]]
+        stored_ids = Transaction.objects.filter(block=stored).order_by("index").values_list("tx_id",
+                                                                                          flat=True)
+        assert list(stored_ids) == [tx["tx_id"] for tx in valid_block["transactions"]]
         Transaction.objects.all().delete()
         Block.objects.all().delete()
         Chain.objects.filter(id="sse").update(head_height=-1, head_hash="", head_timestamp=None)

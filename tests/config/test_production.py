@@ -26,7 +26,7 @@ def production_env(**extra: str) -> dict[str, str]:
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,  # noqa: S603
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -66,7 +66,7 @@ def test_make_serve_starts_answers_healthz_and_serves_the_dashboard(tmp_path):
     )
     env.pop("REDIS_URL", None)
     log = (tmp_path / "serve.log").open("w+")
-    process = subprocess.Popen(["make", "serve"], cwd=ROOT, env=env, stdout=log,  # noqa: S603, S607
+    process = subprocess.Popen(["make", "serve"], cwd=ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -119,7 +119,7 @@ class Command(BaseCommand):
             if child.process:
                 try:
                     child.process.wait(max(0.1, deadline - time.monotonic()))
-                except Exception:  # noqa: BLE001 - kill whatever did not stop in time
+                except Exception:
                     child.process.kill()
 
     def _wait_healthy(self, url: str, timeout: float = 60) -> bool:

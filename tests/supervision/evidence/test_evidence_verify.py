@@ -58,7 +58,8 @@ def test_unknown_document_has_no_records(regulator_client, stored):
 
 
 def test_bad_input_is_400_with_pointer(regulator_client):
-    response = regulator_client.post("/api/v1/evidence/verify", {"sm3": "xyz"}, content_type="application/json")
+    response = regulator_client.post("/api/v1/evidence/verify", {"sm3": "xyz"},
+                                     content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid" and response.json()["errors"][0]["path"] == "/sm3"
     response = regulator_client.post("/api/v1/evidence/verify", {}, content_type="application/json")
