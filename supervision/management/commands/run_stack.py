@@ -60,7 +60,13 @@ class Command(BaseCommand):
                           "--port", str(port), "--workers", str(options["workers"]),
                           "--proxy-headers", "--no-server-header", "--log-level", "warning"]),
             Child("sealer", [*manage, "run_sealer"]),
-            Child("worker", [*manage, "db_worker", "--queue-name", "*", "--no-reload", "--interval", "0.2"]),
+            # Analytics wait on the queue's polling interval (measured: 0.2 s → p99 ≈ 270 ms from
+            # acceptance to the analyst's screen, 0.05 s → ≈ 125 ms for ~4 % of a core). Audits get
+            # their own worker so a long audit never holds up per-block analytics.
+            Child("worker", [*manage, "db_worker", "--queue-name", "analytics,default", "--no-reload",
+                             "--interval", "0.05", "--no-startup-delay"]),
+            Child("audit-worker", [*manage, "db_worker", "--queue-name", "audit", "--no-reload",
+                                   "--interval", "2"]),
             Child("health", [*manage, "check_chain_health", "--loop"]),
         ]
         if options["demo"]:
