@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from businesschain import bulk
@@ -221,7 +221,7 @@ def _store(
         except BlockRejected as error:
             error.extra.update(where)
             raise
-        _check_duplicate_nonces(chain, block, batch_nonces, where)
+        _check_duplicate_nonces(block, batch_nonces, where)
 
         unresolved = _unresolved(chain, block, defined)
         verification = verdict.as_json(node_set.quorum, node_set.version)
@@ -232,7 +232,11 @@ def _store(
             tx_root=header.tx_root, signatures=[{"node": s.node, "sig": s.sig} for s in block.signatures],
             node_set=node_set, verification=verification, received_at=now,
         )
-        _write_index(chain.id, stored, block, bodies)
+        try:
+            with transaction.atomic():  # a savepoint: the constraint's verdict becomes an answer
+                _write_index(chain.id, stored, block, bodies)
+        except IntegrityError as error:
+            raise _stored_duplicate(chain, block, where) from error
         head_height, head_hash, head_timestamp = header.height, block.block_hash, header.timestamp
         outcome.accepted.append({
             "height": header.height,
@@ -273,9 +277,9 @@ def _node_set_for(node_sets: Sequence[NodeSet], height: int) -> NodeSet:
     return node_sets[-1]
 
 
-def _check_duplicate_nonces(
-    chain: Chain, block: schemas.Block, batch_nonces: set[str], where: dict[str, int],
-) -> None:
+def _check_duplicate_nonces(block: schemas.Block, batch_nonces: set[str], where: dict[str, int]) -> None:
+    """Repeats inside the request. Repeats of stored transactions are found by the (chain, nonce)
+    unique constraint when the block is written: see `_stored_duplicate`."""
     nonces = [tx.nonce for tx in block.transactions]
     seen: set[str] = set()
     for tx_index, nonce in enumerate(nonces):
@@ -285,15 +289,20 @@ def _check_duplicate_nonces(
                 code="duplicate_tx", tx_index=tx_index, **where,
             )
         seen.add(nonce)
-    if nonces:
-        stored = bulk.existing(Transaction, "nonce", nonces, chain_id=chain.id)
-        if stored:
-            tx_index = next(i for i, n in enumerate(nonces) if n in stored)
-            raise BlockRejected(
-                f"transactions[{tx_index}].nonce {nonces[tx_index]!r} is already stored on this chain.",
-                code="duplicate_tx", tx_index=tx_index, **where,
-            )
     batch_nonces.update(nonces)
+
+
+def _stored_duplicate(chain: Chain, block: schemas.Block, where: dict[str, int]) -> BlockRejected:
+    """The `duplicate_tx` answer for a block whose write hit the (chain, nonce) constraint."""
+    nonces = [tx.nonce for tx in block.transactions]
+    stored = bulk.existing(Transaction, "nonce", nonces, chain_id=chain.id)
+    tx_index = next((i for i, n in enumerate(nonces) if n in stored), None)
+    if tx_index is None:  # not a nonce repeat: a genuine fault, not the chain's
+        raise RuntimeError(f"unexpected constraint violation storing {chain.id}#{block.header.height}")
+    return BlockRejected(
+        f"transactions[{tx_index}].nonce {nonces[tx_index]!r} is already stored on this chain.",
+        code="duplicate_tx", tx_index=tx_index, **where,
+    )
 
 
 def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]) -> dict[str, list[str]]:
@@ -306,9 +315,13 @@ def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]
         for kind, ids in references(tx).items():
             wanted[kind].update(ids)
     missing = {kind: ids - defined[kind] for kind, ids in wanted.items()}
-    missing["entities"] -= bulk.existing(Entity, "id", sorted(missing["entities"]))
-    missing["accounts"] -= bulk.existing(Account, "account", sorted(missing["accounts"]), chain_id=chain.id)
-    missing["securities"] -= bulk.existing(Security, "code", sorted(missing["securities"]))
+    found = bulk.existing_many([
+        (Entity, "id", sorted(missing["entities"]), {}),
+        (Account, "account", sorted(missing["accounts"]), {"chain_id": chain.id}),
+        (Security, "code", sorted(missing["securities"]), {}),
+    ])
+    for kind, ids in zip(("entities", "accounts", "securities"), found, strict=True):
+        missing[kind] -= ids
     return {kind: sorted(ids) for kind, ids in missing.items() if ids}
 
 

@@ -58,7 +58,8 @@ def body_texts(block: Block) -> list[str]:
 def tx_id_of(type_: str, nonce: str, body_text: str) -> str:
     """SM3(CJ({"body", "nonce", "type"})) from the body's CJ text: the keys sort as written here,
     and `type` and `nonce` are schema-checked ASCII, so JSON-quoting them is their CJ form."""
-    return sm3_hex(f'{{"body":{body_text},"nonce":{json.dumps(nonce)},"type":"{type_}"}}'.encode())
+    quoted = json.dumps(nonce) if '"' in nonce or "\\" in nonce else f'"{nonce}"'
+    return sm3_hex(f'{{"body":{body_text},"nonce":{quoted},"type":"{type_}"}}'.encode())
 
 
 def verify_block(block: Block, state: ChainState, *, now: datetime, max_skew: timedelta,
