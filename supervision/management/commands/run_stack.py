@@ -48,7 +48,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-        parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
+        # Each ASGI worker serves one sync request at a time and idles while PostgreSQL works:
+        # three overlap that on two cores (ingestion measured 11.5k → 14.2k tx/s). Websocket
+        # groups cross processes only through Redis, so without REDIS_URL there is one worker.
+        default_workers = "3" if settings.REDIS_URL else "1"
+        parser.add_argument("--workers", type=int,
+                            default=int(os.environ.get("WEB_CONCURRENCY", default_workers)))
         parser.add_argument("--demo", action="store_true", help="demo login and simulated chains")
         parser.add_argument("--no-simulator", action="store_true")
 
