@@ -204,13 +204,14 @@ class AlertHistory(models.Model):
 
 
 class AnalyticsState(models.Model):
-    """The single row analytics keep their bookkeeping in. `structure_version` moves whenever the
-    ownership structure (holdings, roles, concert parties, accounts) is re-derived, so any process
-    can tell whether its cached graph is still current with one indexed read."""
+    """The single row analytics keep their bookkeeping in, and lock to serialise structure
+    refreshes. `structure_version` counts refreshes; `groups_token` names the control-group
+    computation `ControlGroupMember` was last written from (unchanged token, unchanged table)."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     structure_version = models.BigIntegerField(default=0)
     structure_built_at = models.DateTimeField(null=True, blank=True)
+    groups_token = models.CharField(max_length=32, blank=True, default="")
     recomputed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -241,26 +242,32 @@ class ControlGroupMember(models.Model):
 
 
 class ThresholdCrossing(models.Model):
-    """A control group's holding of a listed issuer crossed a multiple of 5 % of its shares in one
-    block. It waits (pending) for a `shareholding_change` disclosure by a group member; one within
-    3 days resolves it (disclosed), none by `due_at` turns it into a `threshold_crossing` alert."""
+    """A control group's holding of a listed issuer (all its accounts on all chains, all the issuer's
+    securities) crossed one multiple of 5 % of its shares in one block (`step` × 5 %, `direction`
+    up or down). It waits (pending) for a `shareholding_change` disclosure by a group member; one
+    filed within 3 days resolves it (disclosed), none by `due_at` turns it into a
+    `threshold_crossing` alert (alerted)."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
         DISCLOSED = "disclosed", "disclosed"
         ALERTED = "alerted", "alerted"
 
+    class Direction(models.TextChoices):
+        UP = "up", "up"
+        DOWN = "down", "down"
+
     chain_id = models.CharField(max_length=32)
     height = models.BigIntegerField()
     group_key = models.CharField(max_length=64)
     issuer_id = models.CharField(max_length=64)
+    step = models.PositiveSmallIntegerField()
+    direction = models.CharField(max_length=4, choices=Direction.choices)
     members = models.JSONField(default=list)
     tx_ids = models.JSONField(default=list)
     before_quantity = models.BigIntegerField()
     after_quantity = models.BigIntegerField()
     total_shares = models.BigIntegerField()
-    from_step = models.IntegerField()
-    to_step = models.IntegerField()
     crossed_at = models.DateTimeField()
     due_at = models.DateTimeField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -272,7 +279,8 @@ class ThresholdCrossing(models.Model):
         ordering = ["crossed_at", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["chain_id", "height", "group_key", "issuer_id"], name="crossing_block_unique"
+                fields=["chain_id", "height", "group_key", "issuer_id", "step", "direction"],
+                name="crossing_block_step_unique",
             ),
         ]
         indexes = [
@@ -281,4 +289,5 @@ class ThresholdCrossing(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.group_key} × {self.issuer_id} step {self.from_step}→{self.to_step} ({self.status})"
+        return (f"{self.group_key} × {self.issuer_id} {self.direction} {self.step * 5}% "
+                f"({self.status})")

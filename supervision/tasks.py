@@ -19,3 +19,23 @@ def block_analyse_task(chain_id: str, height: int) -> dict[str, Any]:
 
 
 # --- end analytics ----------------------------------------------------------------------------
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+@task(queue_name="audit")
+def audit_chains_task(trigger: str = "scheduled", interval_seconds: float = 0.0) -> dict[str, Any]:
+    """Run `audit_chains` over everything and record the result for the dashboard. A scheduled run
+    is skipped when another one started within half of `interval_seconds` (several sealers)."""
+    from supervision.audit import audit_chains, scheduled_audit_due
+
+    if trigger == "scheduled" and interval_seconds \
+            and not scheduled_audit_due(interval_seconds=interval_seconds):
+        return {"skipped": True}
+    report = audit_chains(trigger=trigger)
+    return {"ok": report.ok, "run_id": report.run_id, "mismatches": report.mismatch_count,
+            "transactions": report.transactions, "seconds": round(report.seconds, 3)}
+
+
+# --- end audit --------------------------------------------------------------------------------

@@ -1,0 +1,993 @@
+"""Per-block analytics (supervision API §1 alert rules) and their full recompute: services that
+load what one accepted block touched, run the pure rules (`supervision.analytics`) and raise alerts
+through `supervision.services.alert_raise`.
+
+`block_analyse` runs in the background task queued for every accepted block, never in the
+ingestion request, with a bounded number of queries whatever the block's size:
+
+- structure rules, only when the block carries shareholding / role / concert-party / account /
+  registration transactions: the ownership structure is rebuilt, the control groups re-materialised
+  (`ControlGroupMember`), and circular holdings and broker stakes involving what the block touched
+  are raised;
+- trade rules on the block's trades and transfers, with holders and control groups read from the
+  materialised table (no whole graph needed): wash trades, related-party trades, trade rings over
+  the legs of the same securities in the 30 minutes before;
+- threshold crossings: a control group's position in a listed issuer (all its accounts on all
+  chains, all the issuer's securities) crossing a multiple of 5 % opens a `ThresholdCrossing`; a
+  `shareholding_change` disclosure by a group member filed within 3 days resolves it, otherwise it
+  becomes an alert once due. Due crossings are settled on every analysed block against the chains'
+  clock (the latest accepted block timestamp), so replayed history is judged by its own time, and
+  by `analytics_recompute` against the wall clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Max, OuterRef, Q, Subquery
+from django.utils import timezone
+
+from businesschain.errors import NotFound
+from businesschain.models import (
+    Account,
+    Block,
+    Chain,
+    Disclosure,
+    Entity,
+    Holding,
+    Position,
+    Role,
+    Security,
+    Trade,
+    Transaction,
+    Transfer,
+)
+from supervision import penetration
+from supervision.analytics import ownership as own
+from supervision.analytics import trading
+from supervision.analytics.findings import Finding
+from supervision.models import Alert, AnalyticsState, ControlGroupMember, ThresholdCrossing
+from supervision.services import alert_raise, severity_for
+
+log = logging.getLogger(__name__)
+
+DISCLOSURE_KIND = trading.DISCLOSURE_KIND
+RING_ROUNDS = trading.RING_MAX_LEGS - 1  # a ring's other legs are at most this many hops away
+SETTLE_BATCH = 500
+
+Progress = Callable[[int, int], None]
+
+
+# --- results ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BlockAnalysis:
+    """What analysing one block did (the task's JSON result)."""
+
+    chain_id: str
+    height: int
+    structure_rebuilt: bool = False
+    findings: dict[str, int] = field(default_factory=dict)
+    alerts_created: int = 0
+    alerts_repeated: int = 0
+    crossings_opened: int = 0
+    crossings_disclosed: int = 0
+    crossings_alerted: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # milliseconds per stage
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chain": self.chain_id, "height": self.height, "structure_rebuilt": self.structure_rebuilt,
+            "findings": dict(sorted(self.findings.items())), "alerts_created": self.alerts_created,
+            "alerts_repeated": self.alerts_repeated, "crossings_opened": self.crossings_opened,
+            "crossings_disclosed": self.crossings_disclosed, "crossings_alerted": self.crossings_alerted,
+            "timings_ms": self.timings,
+        }
+
+
+@dataclass(slots=True)
+class RecomputeReport:
+    blocks: int = 0
+    entities_in_groups: int = 0
+    findings: dict[str, int] = field(default_factory=dict)
+    alerts_created: int = 0
+    crossings: int = 0
+    crossings_alerted: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        found = ", ".join(f"{code} {n}" for code, n in sorted(self.findings.items())) or "none"
+        return (f"recomputed {self.blocks} blocks in {self.seconds:.1f} s: {self.entities_in_groups} "
+                f"entities in control groups; findings: {found}; {self.alerts_created} new alerts; "
+                f"{self.crossings} threshold crossings ({self.crossings_alerted} undisclosed)")
+
+
+def _count(counts: dict[str, int], findings: Iterable[Finding]) -> None:
+    for f in findings:
+        counts[f.code] = counts.get(f.code, 0) + 1
+
+
+# --- what one block brings ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _BlockData:
+    chain_id: str
+    height: int
+    timestamp: datetime
+    structure_txs: list[tuple[str, str, dict[str, Any]]]  # (tx_id, type, body)
+    trades: list[trading.Trade]
+    transfers: list[trading.Transfer]
+    disclosures: list[trading.Disclosure]
+    _holders: dict[str, str] | None = None
+    _groups: own.ControlGroups | None = None
+
+    @property
+    def legs(self) -> list[trading.Leg]:
+        return [t.leg() for t in self.trades] + [t.leg() for t in self.transfers]
+
+    def holders(self) -> dict[str, str]:
+        """Holder of every account the block's legs name (accounts of the block's chain)."""
+        if self._holders is None:
+            accounts = {a for leg in self.legs for a in (leg.source, leg.target)}
+            self._holders = dict(Account.objects.order_by().filter(
+                chain_id=self.chain_id, account__any_of=accounts).values_list("account", "holder_id")
+            ) if accounts else {}
+        return self._holders
+
+    def groups(self) -> own.ControlGroups:
+        """The materialised control groups of those holders."""
+        if self._groups is None:
+            self._groups = penetration.stored_groups(self.holders().values())
+        return self._groups
+
+    def touched_entities(self) -> set[str]:
+        out: set[str] = set()
+        for _, kind, body in self.structure_txs:
+            for key in ("issuer", "holder", "org", "person", "id", "broker"):
+                value = body.get(key)
+                if isinstance(value, str):
+                    out.add(value)
+            if kind == "concert_party":
+                out.update(p for p in body.get("parties", ()) if isinstance(p, str))
+        return out
+
+
+def _block_data(chain_id: str, height: int) -> _BlockData:
+    block = Block.objects.filter(chain_id=chain_id, height=height).values_list("id", "timestamp").first()
+    if block is None:
+        raise NotFound(f"No block {chain_id}#{height} is stored.", code="unknown_block")
+    block_id, timestamp = block
+    structure = [
+        (tx_id, kind, json.loads(body))
+        for tx_id, kind, body in Transaction.objects.order_by().filter(
+            block_id=block_id, type__in=penetration.STRUCTURE_TX_TYPES,
+        ).order_by("index").values_list("tx_id", "type", "body")
+    ]
+    trades = _trades(Trade.objects.order_by().filter(chain_id=chain_id, height=height))
+    transfers = _transfers(Transfer.objects.order_by().filter(chain_id=chain_id, height=height))
+    disclosures = [
+        trading.Disclosure(tx_id, issuer, holder, DISCLOSURE_KIND, as_of, timestamp)
+        for tx_id, issuer, holder, as_of in Disclosure.objects.order_by().filter(
+            chain_id=chain_id, height=height, kind=DISCLOSURE_KIND,
+        ).values_list("tx_id", "issuer_id", "holder_id", "as_of")
+    ]
+    return _BlockData(chain_id, height, timestamp, structure, trades, transfers, disclosures)
+
+
+def _trades(rows: Any) -> list[trading.Trade]:
+    columns = ("tx_id", "chain_id", "height", "security", "buyer", "seller", "quantity", "price",
+               "executed_at")
+    return [trading.Trade(*row) for row in rows.order_by().values_list(*columns)]
+
+
+def _transfers(rows: Any) -> list[trading.Transfer]:
+    columns = ("tx_id", "chain_id", "height", "security", "from_account", "to_account", "quantity", "at")
+    return [trading.Transfer(*row) for row in rows.order_by().values_list(*columns)]
+
+
+# --- the per-block service ---------------------------------------------------------------------
+
+
+def block_analyse(*, chain_id: str, height: int, now: datetime | None = None) -> BlockAnalysis:
+    """Run the per-block rules for one accepted block and raise what they find. Idempotent: a
+    re-analysis finds the same fingerprints (alerts record a repeat) and opens no crossing twice.
+    `now` fixes the clock due crossings are settled against (default: the chains' latest block)."""
+    result = BlockAnalysis(chain_id=chain_id, height=height)
+    lap = _Stopwatch(result.timings)
+    with transaction.atomic():
+        data = _block_data(chain_id, height)
+        lap("load")
+        findings: list[Finding] = []
+        if data.structure_txs:
+            structure = structure_refresh()
+            result.structure_rebuilt = True
+            lap("structure")
+            findings += _structure_findings(structure, data)
+            lap("structure_rules")
+        if data.trades or data.transfers:
+            findings += _trade_findings(data)
+            lap("trade_rules")
+            result.crossings_opened = _crossings_open(data, _DatabasePositions(data))
+            lap("crossings")
+        if data.disclosures:
+            result.crossings_disclosed = _crossings_disclose(data.disclosures)
+        raised = _raise(findings, at=now)
+        lap("alerts")
+        clock = now or _chains_clock() or data.timestamp
+        settled = _crossings_settle(clock, at=now)
+        lap("settle")
+        _count(result.findings, [*findings, *settled.findings])
+        result.crossings_disclosed += settled.disclosed
+        result.crossings_alerted = settled.alerted
+        result.alerts_created = raised.created + settled.created
+        result.alerts_repeated = raised.repeated + settled.repeated
+    lap("commit")
+    return result
+
+
+class _Stopwatch:
+    def __init__(self, into: dict[str, float]) -> None:
+        self.into = into
+        self.last = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.into[stage] = round(self.into.get(stage, 0.0) + (now - self.last) * 1000, 2)
+        self.last = now
+
+
+def _chains_clock() -> datetime | None:
+    return Chain.objects.aggregate(clock=Max("head_timestamp"))["clock"]
+
+
+# --- structure --------------------------------------------------------------------------------
+
+
+def structure_refresh(*, fresh: bool = False) -> penetration.OwnershipStructure:
+    """Bring the ownership structure up to date with the index (`fresh`: read it whole) and the
+    materialised control groups with it (rewritten only when they may differ). Serialised on the
+    `AnalyticsState` row."""
+    with transaction.atomic():
+        state, _ = AnalyticsState.objects.select_for_update().get_or_create(pk=1)
+        structure = penetration.build_structure() if fresh else penetration.ownership_structure()
+        update = ["structure_version", "structure_built_at"]
+        if fresh or state.groups_token != structure.groups_token:
+            _groups_materialise(structure)
+            state.groups_token = structure.groups_token
+            update.append("groups_token")
+        state.structure_version += 1
+        state.structure_built_at = timezone.now()
+        state.save(update_fields=update)
+    return structure
+
+
+def _groups_materialise(structure: penetration.OwnershipStructure) -> int:
+    """Bring `ControlGroupMember` in line with the structure, touching only the rows that differ."""
+    wanted = penetration.control_group_rows(structure)
+    stored = {e: (g, c) for e, g, c in ControlGroupMember.objects.order_by().values_list(
+        "entity_id", "group_key", "controller_id")}
+    stale = [e for e, row in stored.items() if wanted.get(e) != row]
+    for start in range(0, len(stale), 5000):
+        ControlGroupMember.objects.order_by().filter(entity_id__any_of=stale[start:start + 5000]).delete()
+    ControlGroupMember.objects.bulk_create(
+        [ControlGroupMember(entity_id=e, group_key=g, controller_id=c)
+         for e, (g, c) in sorted(wanted.items()) if stored.get(e) != (g, c)],
+        batch_size=2000,
+    )
+    return len(wanted)
+
+
+def _structure_findings(structure: penetration.OwnershipStructure, data: _BlockData | None) -> list[Finding]:
+    """Circular holdings and broker stakes. For a block (`data`), circular holdings whose holding
+    cycle one of its organisation-to-organisation shareholdings belongs to, and broker stakes of
+    the groups around what it touched; for a recompute (`data` None), all of them."""
+    chain, height = (data.chain_id, data.height) if data else (None, None)
+    kind_of = structure.inputs.kind_of
+    edges: dict[tuple[str, str], list[str]] = defaultdict(list)  # org → org shareholdings in the block
+    if data is not None:
+        for tx_id, kind, body in data.structure_txs:
+            holder, issuer = str(body.get("holder")), str(body.get("issuer"))
+            if kind == "shareholding" and kind_of(holder) != "person" and kind_of(issuer) != "person":
+                edges[(holder, issuer)].append(tx_id)
+    findings: list[Finding] = []
+    if data is None or edges:
+        for cycle in own.find_cycles(structure.graph):
+            members = set(cycle.members)
+            tx_ids = sorted({t for (h, i), ts in edges.items() if h in members and i in members for t in ts})
+            if data is None or tx_ids:
+                findings += own.circular_holding_findings([cycle], chain=chain, height=height, tx_ids=tx_ids)
+        for loop in structure.dropped_loops:
+            tx_ids = sorted({t for (h, i), ts in edges.items() if h in loop and i in loop for t in ts})
+            if data is None or tx_ids:
+                findings.append(Finding(
+                    "circular_holding", "circular_holding:closed:" + ">".join(loop), chain, height,
+                    tuple(tx_ids), loop, {"cycle": list(loop), "closed": True, "members": len(loop)}))
+    findings += _broker_findings(structure, data)
+    return findings
+
+
+def _broker_findings(structure: penetration.OwnershipStructure, data: _BlockData | None) -> list[Finding]:
+    """《证券公司股权管理规定》 from the stakes in securities firms alone (a small graph of the
+    holdings whose issuer is a firm) and the control groups."""
+    brokers = structure.brokers
+    stakes_graph = own.OwnershipGraph.build(
+        [own.Holding(h, i, s, t) for (h, i), (s, t) in structure.inputs.holdings.items()
+         if i in brokers and 0 < s <= t],
+        {}, oversubscribed="scale")
+    groups = structure.groups
+    stakes, controlled = trading.broker_stakes(stakes_graph, groups, brokers)
+    found = trading.broker_stake_findings(stakes, controlled, chain=data.chain_id if data else None,
+                                          height=data.height if data else None)
+    if data is None:
+        return found
+    touched = data.touched_entities()
+    near = touched | {m for e in touched for m in groups.members(groups.group_of(e))}
+    tx_ids = tuple(t for t, _, _ in data.structure_txs[:50])
+    return [Finding(f.code, f.fingerprint, f.chain, f.height, tx_ids, f.entities, f.facts)
+            for f in found if set(f.entities) & near]
+
+
+# --- trades -----------------------------------------------------------------------------------
+
+
+def _trade_findings(data: _BlockData) -> list[Finding]:
+    """Wash trades, related-party trades and trade rings of the block's trades and transfers."""
+    holder_of = data.holders()
+    findings: list[Finding] = []
+    if data.trades and holder_of:
+        groups = data.groups()
+        findings += trading.wash_trades(data.trades, holder_of, groups.group_of)
+        candidates: set[str] = set()
+        for t in data.trades:
+            buyer, seller = holder_of.get(t.buyer_account), holder_of.get(t.seller_account)
+            if buyer and seller and buyer != seller and groups.group_of(buyer) != groups.group_of(seller):
+                candidates.update((buyer, seller))
+        if candidates:
+            related = _related_parties(candidates, groups)
+            findings += trading.related_party_trades(data.trades, holder_of, groups.group_of, related)
+    findings += _rings(data, holder_of)
+    return findings
+
+
+def _related_parties(entities: set[str], groups: own.ControlGroups) -> own.RelatedParties:
+    """The related-party test for these entities from three indexed reads (roles, direct stakes
+    among them), with the control groups already loaded."""
+    roles = own.RoleIndex(
+        own.Role(o, p, r, True) for o, p, r in Role.objects.order_by().filter(
+            Q(org_id__any_of=entities) | Q(person_id__any_of=entities), active=True,
+        ).values_list("org_id", "person_id", "role"))
+    stakes = [own.Holding(h, i, s, t) for h, i, s, t in Holding.objects.order_by().filter(
+        holder_id__any_of=entities, issuer_id__any_of=entities, shares__gt=0,
+    ).values_list("holder_id", "issuer_id", "shares", "total_shares") if 0 < s <= t]
+    kinds = penetration.kinds_by_form(e for h in stakes for e in (h.holder, h.issuer))
+    graph = own.OwnershipGraph.build(stakes, kinds, oversubscribed="scale")
+    return own.RelatedParties(graph, groups, roles)
+
+
+Band = tuple[int, int]  # quantities a ring leg may have, given a leg of the block
+
+
+def _band(quantity: int) -> Band:
+    """Every leg of a ring through a leg of quantity q is within 10 % of the ring's first leg q₀,
+    and so is q: then every leg lies in [q·0.9/1.1, q·1.1/0.9] ⊂ [⌊0.8 q⌋, ⌈1.25 q⌉]."""
+    return quantity * 4 // 5, -(-quantity * 5 // 4)
+
+
+def _rings(data: _BlockData, holder_of: Mapping[str, str]) -> list[Finding]:
+    """Trade rings through the block's legs. Earlier legs are fetched by walking forward from the
+    new legs' targets: same security, source on the frontier, inside the 30-minute window and the
+    quantity band of the leg the walk started from; at most `RING_ROUNDS` rounds of one query.
+    Every leg of a ring through a new leg is reached that way, so the window is never loaded whole."""
+    new = data.legs
+    if not new:
+        return []
+    lo = min(leg.at for leg in new) - trading.RING_WINDOW
+    hi = max(leg.at for leg in new)
+    legs = {(leg.chain, leg.tx_id): leg for leg in new}
+    frontier: dict[tuple[str, str], Band] = {}
+    for leg in new:
+        _widen(frontier, (leg.security, leg.target), _band(leg.quantity))
+    reached = dict(frontier)
+    for _ in range(RING_ROUNDS):
+        if not frontier:
+            break
+        found = _legs_from(frontier, lo, hi)
+        step: dict[tuple[str, str], Band] = {}
+        for leg in found:
+            band = frontier.get((leg.security, leg.source))
+            if band is None or not band[0] <= leg.quantity <= band[1]:
+                continue
+            legs.setdefault((leg.chain, leg.tx_id), leg)
+            key = (leg.security, leg.target)
+            known = reached.get(key)
+            if known is None or band[0] < known[0] or band[1] > known[1]:
+                _widen(step, key, band)
+                _widen(reached, key, band)
+        frontier = step
+    new_ids = {leg.tx_id for leg in new}
+    try:
+        rings = trading.trade_rings(list(legs.values()), new_ids)
+    except trading.RingSearchBudgetExceeded as exceeded:
+        log.warning("trade ring search budget exhausted in %s#%s", data.chain_id, data.height)
+        rings = exceeded.findings
+    if not rings:
+        return []
+    accounts_of = {f.fingerprint: [str(a) for a in f.facts.get("accounts", ()) or ()]  # type: ignore[attr-defined]
+                   for f in rings}
+    ring_accounts = {a for accounts in accounts_of.values() for a in accounts}
+    holders = dict(holder_of)
+    missing = ring_accounts - set(holders)
+    if missing:
+        for chain, account, holder in Account.objects.order_by().filter(account__any_of=missing).values_list(
+                "chain_id", "account", "holder_id"):
+            if chain == data.chain_id or account not in holders:
+                holders[account] = holder
+    out = []
+    for f in rings:
+        entities = tuple(sorted({holders[a] for a in accounts_of[f.fingerprint] if a in holders}))
+        out.append(Finding(f.code, f.fingerprint, f.chain, f.height, f.tx_ids, entities, f.facts))
+    return out
+
+
+def _widen(bands: dict[tuple[str, str], Band], key: tuple[str, str], band: Band) -> None:
+    known = bands.get(key)
+    bands[key] = band if known is None else (min(known[0], band[0]), max(known[1], band[1]))
+
+
+def _legs_from(frontier: Mapping[tuple[str, str], Band], lo: datetime, hi: datetime) -> list[trading.Leg]:
+    """Trades and transfers of a frontier (security, source account) inside its quantity band and
+    the time window. PostgreSQL: one query joining the frontier as unnested arrays; elsewhere a
+    superset through the ORM, filtered by the caller."""
+    securities = {s for s, _ in frontier}
+    if connection.vendor != "postgresql":
+        sources = {a for _, a in frontier}
+        return [t.leg() for t in _trades(Trade.objects.order_by().filter(
+            security__any_of=securities, seller__any_of=sources, executed_at__gte=lo, executed_at__lte=hi))
+        ] + [t.leg() for t in _transfers(Transfer.objects.order_by().filter(
+            security__any_of=securities, from_account__any_of=sources, at__gte=lo, at__lte=hi))]
+    if _account_time_indexes():
+        return _legs_from_indexed(frontier, lo, hi)
+    keys = sorted(frontier.items())
+    arrays = [penetration.pg_text_array([s for (s, _), _ in keys]),
+              penetration.pg_text_array([a for (_, a), _ in keys]),
+              "{" + ",".join(str(b[0]) for _, b in keys) + "}",
+              "{" + ",".join(str(b[1]) for _, b in keys) + "}"]
+    qn = connection.ops.quote_name
+    frontier_sql = ("unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::bigint[]) "
+                    "AS k(security, account, qlo, qhi)")
+    sql = (
+        f"SELECT 'trade', t.tx_id, t.chain_id, t.height, t.security, t.seller, t.buyer, t.quantity, "  # noqa: S608
+        f"t.executed_at FROM {qn(Trade._meta.db_table)} t JOIN {frontier_sql} "
+        "ON t.security = k.security AND t.seller = k.account AND t.quantity BETWEEN k.qlo AND k.qhi "
+        "WHERE t.security = ANY(%s::varchar[]) AND t.executed_at BETWEEN %s AND %s "
+        "UNION ALL "
+        "SELECT 'transfer', x.tx_id, x.chain_id, x.height, x.security, x.from_account, x.to_account, "
+        f"x.quantity, x.at FROM {qn(Transfer._meta.db_table)} x JOIN {frontier_sql} "
+        "ON x.security = k.security AND x.from_account = k.account AND x.quantity BETWEEN k.qlo AND k.qhi "
+        "WHERE x.security = ANY(%s::varchar[]) AND x.at BETWEEN %s AND %s"
+    )
+    in_securities = penetration.pg_text_array(sorted(securities))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*arrays, in_securities, lo, hi, *arrays, in_securities, lo, hi])
+        return [trading.Leg(tx_id, chain, height, security, source, target, quantity, at, kind)
+                for kind, tx_id, chain, height, security, source, target, quantity, at in cursor.fetchall()]
+
+
+_INDEXED: dict[str, bool] = {}
+TRADE_SELLER_INDEX = ("security", "seller", "executed_at")
+TRANSFER_SOURCE_INDEX = ("security", "from_account", "at")
+
+
+def _account_time_indexes() -> bool:
+    """Whether trades and transfers are indexed by (security, source account, time), which turns
+    the frontier query from a scan of the window into one index probe per frontier pair. Looked
+    up once per process and database."""
+    if connection.alias not in _INDEXED:
+        found = True
+        with connection.cursor() as cursor:
+            for model, columns in ((Trade, TRADE_SELLER_INDEX), (Transfer, TRANSFER_SOURCE_INDEX)):
+                constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+                found &= any(tuple(c["columns"][:3]) == columns for c in constraints.values() if c["index"])
+        _INDEXED[connection.alias] = found
+    return _INDEXED[connection.alias]
+
+
+def _legs_from_indexed(frontier: Mapping[tuple[str, str], Band], lo: datetime, hi: datetime
+                       ) -> list[trading.Leg]:
+    keys = sorted(frontier.items())
+    arrays = [penetration.pg_text_array([s for (s, _), _ in keys]),
+              penetration.pg_text_array([a for (_, a), _ in keys]),
+              "{" + ",".join(str(b[0]) for _, b in keys) + "}",
+              "{" + ",".join(str(b[1]) for _, b in keys) + "}"]
+    qn = connection.ops.quote_name
+    frontier_sql = ("unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::bigint[]) "
+                    "AS k(security, account, qlo, qhi)")
+    # OFFSET 0 keeps each LATERAL subquery a probe of the (security, source, time) index.
+    sql = (
+        f"SELECT 'trade', t.* FROM {frontier_sql} CROSS JOIN LATERAL (SELECT tx_id, chain_id, height, "  # noqa: S608
+        f"security, seller, buyer, quantity, executed_at FROM {qn(Trade._meta.db_table)} WHERE "
+        "security = k.security AND seller = k.account AND executed_at BETWEEN %s AND %s "
+        "AND quantity BETWEEN k.qlo AND k.qhi OFFSET 0) t "
+        f"UNION ALL SELECT 'transfer', x.* FROM {frontier_sql} CROSS JOIN LATERAL (SELECT tx_id, chain_id, "
+        f"height, security, from_account, to_account, quantity, at FROM {qn(Transfer._meta.db_table)} "
+        "WHERE security = k.security AND from_account = k.account AND at BETWEEN %s AND %s "
+        "AND quantity BETWEEN k.qlo AND k.qhi OFFSET 0) x"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*arrays, lo, hi, *arrays, lo, hi])
+        return [trading.Leg(tx_id, chain, height, security, source, target, quantity, at, kind)
+                for kind, tx_id, chain, height, security, source, target, quantity, at in cursor.fetchall()]
+
+
+# --- threshold crossings ----------------------------------------------------------------------
+
+
+Key = tuple[str, str, str]  # (chain, account, security)
+
+
+class _DatabasePositions:
+    """Positions as of the analysed block: the stored (current) position, minus the legs of later
+    blocks of the same chain (none, unless analysis lags behind ingestion)."""
+
+    def __init__(self, data: _BlockData) -> None:
+        self.data = data
+
+    def quantities(self, keys: set[Key]) -> dict[Key, int]:
+        if not keys:
+            return {}
+        out = _stored_positions(keys)
+        chain, height = self.data.chain_id, self.data.height
+        head = Chain.objects.filter(id=chain).values_list("head_height", flat=True).first()
+        if head is not None and head > height:  # analysis lags: undo the later blocks' legs
+            securities = {s for c, _, s in keys if c == chain}
+            later = [t.leg() for t in _trades(Trade.objects.order_by().filter(
+                chain_id=chain, height__gt=height, security__any_of=securities))]
+            later += [t.leg() for t in _transfers(Transfer.objects.order_by().filter(
+                chain_id=chain, height__gt=height, security__any_of=securities))]
+            for leg in later:
+                for account, sign in ((leg.target, 1), (leg.source, -1)):
+                    key = (leg.chain, account, leg.security)
+                    if key in keys:
+                        out[key] = out.get(key, 0) - sign * leg.quantity
+        return out
+
+
+def _stored_positions(keys: set[Key]) -> dict[Key, int]:
+    """Stored positions for exactly these keys: on PostgreSQL one join against three unnested
+    arrays (index lookups on the unique key), elsewhere a superset query filtered here."""
+    if connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Position._meta.db_table)
+        columns = [penetration.pg_text_array(column) for column in zip(*sorted(keys), strict=True)]
+        # LATERAL … LIMIT 1 keeps this a loop of unique-index lookups: a hash join would read the
+        # whole table for a few thousand keys.
+        sql = ("SELECT k.chain_id, k.account, k.security, p.quantity FROM "  # noqa: S608
+               "unnest(%s::varchar[], %s::varchar[], %s::varchar[]) AS k(chain_id, account, security) "
+               f"CROSS JOIN LATERAL (SELECT quantity FROM {table} WHERE chain_id = k.chain_id "
+               "AND account = k.account AND security = k.security LIMIT 1) p")
+        with connection.cursor() as cursor:
+            cursor.execute(sql, columns)
+            return {(c, a, s): q for c, a, s, q in cursor.fetchall()}
+    by_chain: dict[str, set[str]] = defaultdict(set)
+    for chain, account, _ in keys:
+        by_chain[chain].add(account)
+    where = Q()
+    for chain, names in by_chain.items():
+        where |= Q(chain_id=chain, account__any_of=names)
+    rows = Position.objects.order_by().filter(where, security__any_of={s for _, _, s in keys}).values_list(
+        "chain_id", "account", "security", "quantity")
+    return {(c, a, s): q for c, a, s, q in rows if (c, a, s) in keys}
+
+
+class _ReplayPositions:
+    """Positions replayed in memory from the first block on (`analytics_recompute`)."""
+
+    def __init__(self) -> None:
+        self.positions: dict[Key, int] = defaultdict(int)
+
+    def apply(self, legs: Iterable[trading.Leg]) -> None:
+        for leg in legs:
+            self.positions[(leg.chain, leg.target, leg.security)] += leg.quantity
+            self.positions[(leg.chain, leg.source, leg.security)] -= leg.quantity
+
+    def quantities(self, keys: set[Key]) -> dict[Key, int]:
+        return {key: self.positions.get(key, 0) for key in keys}
+
+
+def _crossings_open(data: _BlockData, positions: _DatabasePositions | _ReplayPositions) -> int:
+    """Open a `ThresholdCrossing` for every 5 % step a (control group, listed issuer) holding
+    crossed in this block. A holding sums the group's accounts on every chain over every security
+    of the issuer (an account never counts below zero); `total_shares` sums the issuer's listings."""
+    legs = data.legs
+    listed = dict(Security.objects.order_by().filter(code__any_of={leg.security for leg in legs})
+                  .values_list("code", "issuer_id"))
+    legs = [leg for leg in legs if leg.security in listed]
+    if not legs:
+        return 0
+    securities_of: dict[str, set[str]] = defaultdict(set)
+    totals: dict[str, int] = defaultdict(int)
+    for code, issuer, total in Security.objects.order_by().filter(
+            issuer_id__any_of=set(listed.values())).values_list("code", "issuer_id", "total_shares"):
+        securities_of[issuer].add(code)
+        totals[issuer] += total
+    holder_of = data.holders()
+    if not holder_of:
+        return 0
+    groups = data.groups()
+    group_of = {h: groups.group_of(h) for h in set(holder_of.values())}
+    account_group = {a: group_of[h] for a, h in holder_of.items()}
+    # (group, issuer) → the block's net change and its transactions, from the block's own accounts
+    touched: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for leg in legs:
+        issuer = listed[leg.security]
+        for account in (leg.source, leg.target):
+            group = account_group.get(account)
+            if group is not None:
+                touched[(group, issuer)].append(leg.tx_id)
+    members_of = {g: groups.members(g) for g in {g for g, _ in touched}}
+    member_group = {m: g for g, ms in members_of.items() for m in ms}
+    accounts_of: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for chain, account, holder in Account.objects.order_by().filter(
+            holder_id__any_of=member_group).values_list("chain_id", "account", "holder_id"):
+        accounts_of[member_group[holder]].append((chain, account))
+    keys = {(chain, account, security) for (group, issuer) in touched
+            for chain, account in accounts_of.get(group, ()) for security in securities_of[issuer]}
+    after = positions.quantities(keys)
+    delta: dict[Key, int] = defaultdict(int)
+    for leg in legs:
+        delta[(leg.chain, leg.target, leg.security)] += leg.quantity
+        delta[(leg.chain, leg.source, leg.security)] -= leg.quantity
+
+    rows: list[ThresholdCrossing] = []
+    for (group, issuer), tx_ids in sorted(touched.items()):
+        before_q = after_q = 0
+        for chain, account in accounts_of.get(group, ()):
+            for security in securities_of[issuer]:
+                key = (chain, account, security)
+                now_q = after.get(key, 0)
+                after_q += now_q if now_q > 0 else 0
+                was_q = now_q - delta.get(key, 0)
+                before_q += was_q if was_q > 0 else 0
+        change = trading.threshold_step_change(before_q, after_q, totals.get(issuer, 0))
+        if change is None:
+            continue
+        crossings = trading.threshold_crossings(
+            {(group, issuer): before_q}, {(group, issuer): after_q}, totals, at=data.timestamp,
+            chain=data.chain_id, height=data.height, tx_ids=sorted(set(tx_ids)))
+        rows += [ThresholdCrossing(
+            chain_id=data.chain_id, height=data.height, group_key=group, issuer_id=issuer, step=c.step,
+            direction=c.direction, members=sorted(members_of[group]), tx_ids=list(c.tx_ids),
+            before_quantity=c.before, after_quantity=c.after, total_shares=c.total_shares,
+            crossed_at=c.at, due_at=trading.disclosure_due(c.at),
+        ) for c in crossings]
+    if rows:
+        ThresholdCrossing.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
+
+
+def _crossing(row: ThresholdCrossing) -> trading.Crossing:
+    return trading.Crossing(row.group_key, row.issuer_id, row.step, row.direction,  # type: ignore[arg-type]
+                            row.before_quantity, row.after_quantity, row.total_shares, row.crossed_at,
+                            row.chain_id, row.height, tuple(row.tx_ids))
+
+
+def _resolve(pending: Sequence[ThresholdCrossing], disclosures: Sequence[trading.Disclosure]) -> int:
+    """Mark the crossings a disclosure covers (by a group member, filed in time) as disclosed. The
+    group is the one recorded at the crossing together with the entity's current group."""
+    if not pending or not disclosures:
+        return 0
+    groups = penetration.stored_groups({m for c in pending for m in c.members})
+    by_issuer: dict[str, list[trading.Disclosure]] = defaultdict(list)
+    for d in sorted(disclosures, key=lambda d: (d.filed_at or d.as_of, d.tx_id)):
+        by_issuer[d.issuer].append(d)
+    now = timezone.now()
+    resolved: list[ThresholdCrossing] = []
+    for row in pending:
+        members = set(row.members) | set(groups.members(row.group_key))
+        crossing = _crossing(row)
+        match = next((d for d in by_issuer.get(row.issuer_id, ())
+                      if trading.is_disclosed(crossing, [d], members)), None)
+        if match is not None:
+            row.status = ThresholdCrossing.Status.DISCLOSED
+            row.disclosure_tx_id = match.tx_id
+            row.resolved_at = now
+            resolved.append(row)
+    if resolved:
+        ThresholdCrossing.objects.bulk_update(resolved, ["status", "disclosure_tx_id", "resolved_at"])
+    return len(resolved)
+
+
+def _crossings_disclose(disclosures: Sequence[trading.Disclosure]) -> int:
+    """Disclosures in the analysed block resolve the pending crossings they cover."""
+    pending = list(ThresholdCrossing.objects.select_for_update().filter(
+        issuer_id__any_of={d.issuer for d in disclosures}, status=ThresholdCrossing.Status.PENDING))
+    return _resolve(pending, disclosures)
+
+
+@dataclass(slots=True)
+class _Settled:
+    disclosed: int = 0
+    alerted: int = 0
+    created: int = 0
+    repeated: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    more: bool = False
+
+
+def _crossings_settle(clock: datetime, *, at: datetime | None = None, skip_existing: bool = False
+                      ) -> _Settled:
+    """Crossings due by `clock`: disclosed if a covering disclosure was filed in time, else raised
+    as `threshold_crossing` alerts (linked from the crossing). At most `SETTLE_BATCH` per call;
+    `more` says whether others are due."""
+    settled = _Settled()
+    due = list(ThresholdCrossing.objects.select_for_update(skip_locked=True).filter(
+        status=ThresholdCrossing.Status.PENDING, due_at__lte=clock,
+    ).order_by("due_at", "id")[:SETTLE_BATCH + 1])
+    settled.more = len(due) > SETTLE_BATCH
+    due = due[:SETTLE_BATCH]
+    if not due:
+        return settled
+    earliest = min(c.crossed_at for c in due) - trading.DISCLOSURE_WINDOW
+    filed = Block.objects.filter(chain_id=OuterRef("chain_id"), height=OuterRef("height")).values(
+        "timestamp")[:1]
+    disclosures = [
+        trading.Disclosure(tx_id, issuer, holder, DISCLOSURE_KIND, as_of, filed_at)
+        for tx_id, issuer, holder, as_of, filed_at in Disclosure.objects.order_by().filter(
+            issuer_id__any_of={c.issuer_id for c in due}, kind=DISCLOSURE_KIND,
+        ).annotate(filed_at=Subquery(filed)).filter(filed_at__gte=earliest).values_list(
+            "tx_id", "issuer_id", "holder_id", "as_of", "filed_at")
+    ]
+    settled.disclosed = _resolve(due, disclosures)
+    undisclosed = [c for c in due if c.status == ThresholdCrossing.Status.PENDING]
+    if not undisclosed:
+        return settled
+    settled.findings = [trading.crossing_finding(_crossing(c), c.members) for c in undisclosed]
+    raised = _raise(settled.findings, at=at, skip_existing=skip_existing)
+    settled.created, settled.repeated = raised.created, raised.repeated
+    now = timezone.now()
+    for row, finding in zip(undisclosed, settled.findings, strict=True):
+        row.status = ThresholdCrossing.Status.ALERTED
+        row.resolved_at = now
+        row.alert_id = raised.alert_ids.get(finding.fingerprint)
+    ThresholdCrossing.objects.bulk_update(undisclosed, ["status", "resolved_at", "alert"])
+    settled.alerted = len(undisclosed)
+    return settled
+
+
+# --- raising alerts ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Raised:
+    created: int = 0
+    repeated: int = 0
+    alert_ids: dict[str, int] = field(default_factory=dict)
+
+
+def _raise(findings: Sequence[Finding], *, at: datetime | None = None, skip_existing: bool = False
+           ) -> _Raised:
+    """One `alert_raise` per distinct fingerprint. `skip_existing` (recompute) leaves alerts that
+    already exist untouched instead of recording a repeat."""
+    raised = _Raised()
+    if not findings:
+        return raised
+    unique = list({f.fingerprint: f for f in findings}.values())
+    if skip_existing:
+        known = dict(Alert.objects.order_by().filter(fingerprint__any_of=[f.fingerprint for f in unique])
+                     .values_list("fingerprint", "id"))
+        raised.alert_ids.update(known)
+        unique = [f for f in unique if f.fingerprint not in known]
+    names = dict(Entity.objects.order_by().filter(id__any_of={str(e) for f in unique for e in _named(f)})
+                 .values_list("id", "name"))
+    for finding in unique:
+        title_zh, title_en, detail_zh, detail_en = alert_text(finding, names)
+        result = alert_raise(
+            code=finding.code, severity=severity_for(finding.code), fingerprint=finding.fingerprint,
+            title_zh=title_zh, title_en=title_en, detail_zh=detail_zh, detail_en=detail_en,
+            chain_id=finding.chain or "", block_height=finding.height, tx_ids=finding.tx_ids,
+            entities=finding.entities, evidence={"rule": finding.code, "facts": _json_safe(finding.facts)},
+            at=at,
+        )
+        raised.alert_ids[finding.fingerprint] = result.alert.pk
+        if result.created:
+            raised.created += 1
+        else:
+            raised.repeated += 1
+    return raised
+
+
+def _named(finding: Finding) -> set[str]:
+    f = finding.facts
+    out = set(finding.entities)
+    for key in ("group", "issuer", "buyer", "seller"):
+        if isinstance(f.get(key), str):
+            out.add(str(f[key]))
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+# --- alert text -------------------------------------------------------------------------------
+
+
+def _percent(value: object) -> str:
+    try:
+        return f"{float(str(value)) * 100:.2f}%"
+    except ValueError:
+        return str(value)
+
+
+class _Names:
+    """Entity names for alert text; person ids masked (alerts are read by every regulator)."""
+
+    def __init__(self, names: Mapping[str, str]) -> None:
+        self.names = names
+        self.mask = penetration.IdentifierMask(reveal=False)
+
+    def zh(self, entity: object) -> str:
+        text = self.mask(str(entity))
+        name = self.names.get(str(entity))
+        return f"{name}（{text}）" if name else text
+
+    def en(self, entity: object) -> str:
+        text = self.mask(str(entity))
+        name = self.names.get(str(entity))
+        return f"{name} ({text})" if name else text
+
+
+def alert_text(finding: Finding, names: Mapping[str, str]) -> tuple[str, str, str, str]:
+    """(title_zh, title_en, detail_zh, detail_en) of a finding, zh-hans first."""
+    n = _Names(names)
+    f: dict[str, Any] = dict(finding.facts)
+    at_zh = f"（{finding.chain} #{finding.height}）" if finding.chain else ""
+    at_en = f" ({finding.chain} #{finding.height})" if finding.chain else ""
+    code = finding.code
+    if code == "circular_holding":
+        cycle = [str(x) for x in f.get("cycle") or finding.entities]
+        ring_zh = " → ".join(n.zh(x) for x in [*cycle, cycle[0]])
+        ring_en = " → ".join(n.en(x) for x in [*cycle, cycle[0]])
+        nxt = [*cycle[1:], cycle[0]]
+        fractions = list(f.get("fractions") or [])
+        links = list(zip(cycle, nxt, fractions, strict=False))
+        steps_zh = "；".join(f"{n.zh(a)} 持有 {n.zh(b)} {_percent(x)}" for a, b, x in links)
+        steps_en = "; ".join(f"{n.en(a)} holds {_percent(x)} of {n.en(b)}" for a, b, x in links)
+        if f.get("closed"):
+            steps_zh = "相互全资持有，不存在穿透持股比例"
+            steps_en = "held entirely by each other: no integrated ownership exists"
+        members = f.get("members", len(cycle))
+        return (f"循环持股：{' → '.join(n.zh(x) for x in cycle)}{at_zh}",
+                f"Circular holding: {' → '.join(n.en(x) for x in cycle)}{at_en}",
+                f"组织之间形成交叉/循环持股：{ring_zh}。{steps_zh}。所在持股环共 {members} 家组织。",
+                f"Organisations hold each other in a cycle: {ring_en}. {steps_en}. "
+                f"{members} organisations are in the holding cycle.")
+    if code in ("wash_trade", "related_party_trade"):
+        buyer, seller = f.get("buyer") or "", f.get("seller") or ""
+        ba, sa = f.get("buyer_account", ""), f.get("seller_account", "")
+        trade_zh = f"证券 {f.get('security', '')} 成交 {f.get('quantity', '')} 股，价格 {f.get('price', '')}"
+        trade_en = f"{f.get('quantity', '')} shares of {f.get('security', '')} at {f.get('price', '')}"
+        if code == "wash_trade":
+            group = f.get("group") or buyer
+            return (f"对倒交易：账户 {sa} 与 {ba} 同属控制组 {n.zh(group)}",
+                    f"Wash trade: accounts {sa} and {ba} are in control group {n.en(group)}",
+                    f"{trade_zh}；卖方账户 {sa}（{n.zh(seller)}）与买方账户 {ba}（{n.zh(buyer)}）同属控制组 "
+                    f"{n.zh(group)}{at_zh}。",
+                    f"{trade_en}: seller account {sa} ({n.en(seller)}) and buyer account {ba} "
+                    f"({n.en(buyer)}) are in control group {n.en(group)}{at_en}.")
+        reasons = "; ".join(str(r) for r in f.get("reasons") or ())
+        return (f"关联方交易：{n.zh(seller)} 与 {n.zh(buyer)} 为关联方",
+                f"Related-party trade: {n.en(seller)} and {n.en(buyer)} are related parties",
+                f"{trade_zh}；卖方 {n.zh(seller)}（账户 {sa}）与买方 {n.zh(buyer)}（账户 {ba}）为关联方，"
+                f"但不属同一控制组（{reasons}）{at_zh}。",
+                f"{trade_en}: seller {n.en(seller)} (account {sa}) and buyer {n.en(buyer)} (account {ba}) "
+                f"are related parties outside one control group ({reasons}){at_en}.")
+    if code == "trade_ring":
+        accounts = [str(x) for x in f.get("accounts") or ()]
+        path = " → ".join([*accounts, accounts[0]]) if accounts else ""
+        minutes = round(float(f.get("seconds", 0)) / 60, 1)
+        quantities = "/".join(str(q) for q in f.get("quantities") or ())
+        return (f"环形交易：证券 {f.get('security', '')} 经 {len(accounts)} 个账户回到起点",
+                f"Trade ring: {f.get('security', '')} passed through {len(accounts)} accounts back to "
+                f"the first",
+                f"证券 {f.get('security', '')} 在 {minutes} 分钟内依次经过 {path}，各笔数量（{quantities}）"
+                f"与首笔相差不超过 10%{at_zh}。",
+                f"{f.get('security', '')} moved {path} within {minutes} minutes, each leg's quantity "
+                f"({quantities}) within 10% of the first{at_en}.")
+    if code == "threshold_crossing":
+        group, issuer = f.get("group", ""), f.get("issuer", "")
+        up = f.get("direction") == "up"
+        crossed = "升破" if up else "跌破"
+        return (f"持股{crossed} {f.get('percent')}% 未披露：控制组 {n.zh(group)} / {n.zh(issuer)}",
+                f"Undisclosed crossing of {f.get('percent')}%: control group {n.en(group)} in {n.en(issuer)}",
+                f"控制组 {n.zh(group)} 在全部链、全部账户合计持有 {n.zh(issuer)} 的股份由 "
+                f"{f.get('before')} 股{'增至' if up else '减至'} {f.get('after')} 股（总股本 "
+                f"{f.get('total_shares')}），{crossed} {f.get('percent')}%；截至 {f.get('due_at')} "
+                f"未见组内成员提交权益变动披露（shareholding_change）{at_zh}。",
+                f"Control group {n.en(group)}'s holding of {n.en(issuer)} over all its accounts on all "
+                f"chains went {'up' if up else 'down'} from {f.get('before')} to {f.get('after')} shares "
+                f"(of {f.get('total_shares')}), crossing {f.get('percent')}%; no shareholding_change "
+                f"disclosure by a group member was filed by {f.get('due_at')}{at_en}.")
+    if code == "broker_stake_limit":
+        group = f.get("group", "")
+        stakes: Mapping[str, Any] = f.get("stakes") or {}
+        controlled = [str(x) for x in f.get("controlled") or ()]
+        held_zh = "、".join(f"{n.zh(b)} {_percent(x)}" for b, x in stakes.items())
+        held_en = ", ".join(f"{n.en(b)} {_percent(x)}" for b, x in stakes.items())
+        return (f"证券公司股权超限：控制组 {n.zh(group)}",
+                f"Securities-firm stake limit: control group {n.en(group)}",
+                f"控制组 {n.zh(group)} 持有 5% 以上股权的证券公司 {len(stakes)} 家（{held_zh or '无'}），"
+                f"控制 {len(controlled)} 家（{'、'.join(n.zh(x) for x in controlled) or '无'}）；"
+                f"《证券公司股权管理规定》规定参股不超过两家、控股不超过一家{at_zh}。",
+                f"Control group {n.en(group)} holds at least 5% of {len(stakes)} securities firms "
+                f"({held_en or 'none'}) and controls {len(controlled)} "
+                f"({', '.join(n.en(x) for x in controlled) or 'none'}); the rules allow stakes in at most "
+                f"two and control of at most one{at_en}.")
+    who_zh = "、".join(n.zh(e) for e in finding.entities)
+    who_en = ", ".join(n.en(e) for e in finding.entities)
+    return f"{code}{at_zh}", f"{code}{at_en}", f"涉及：{who_zh}", f"Involves: {who_en}"
+
+
+# --- recompute --------------------------------------------------------------------------------
+
+
+def analytics_recompute(*, progress: Progress | None = None, now: datetime | None = None) -> RecomputeReport:
+    """Rebuild everything from the stored index: the structure and control groups, the structure
+    rules over the whole graph, then every block in time order (trade rules and threshold crossings,
+    positions replayed from zero) and finally the crossings due by `now` (default: the wall clock).
+    Alerts that already exist are left as they are (no repeats, no duplicates); threshold
+    crossings are derived again."""
+    started = time.monotonic()
+    report = RecomputeReport()
+    structure = structure_refresh(fresh=True)
+    report.entities_in_groups = ControlGroupMember.objects.count()
+    with transaction.atomic():
+        findings = _structure_findings(structure, None)
+        report.alerts_created += _raise(findings, skip_existing=True).created
+        _count(report.findings, findings)
+        ThresholdCrossing.objects.all().delete()
+    blocks = list(Block.objects.order_by("timestamp", "chain_id", "height").values_list("chain_id", "height"))
+    report.blocks = total = len(blocks)
+    replay = _ReplayPositions()
+    if progress:
+        progress(0, total)
+    for done, (chain_id, height) in enumerate(blocks, start=1):
+        with transaction.atomic():
+            data = _block_data(chain_id, height)
+            replay.apply(data.legs)
+            findings = _trade_findings(data) if data.trades or data.transfers else []
+            if data.trades or data.transfers:
+                report.crossings += _crossings_open(data, replay)
+            if data.disclosures:
+                _crossings_disclose(data.disclosures)
+            report.alerts_created += _raise(findings, skip_existing=True).created
+            _count(report.findings, findings)
+        if progress:
+            progress(done, total)
+    clock = max(c for c in (now or timezone.now(), _chains_clock()) if c is not None)
+    while True:
+        with transaction.atomic():
+            settled = _crossings_settle(clock, skip_existing=True)
+        report.crossings_alerted += settled.alerted
+        report.alerts_created += settled.created
+        _count(report.findings, settled.findings)
+        if not settled.more:
+            break
+    AnalyticsState.objects.filter(pk=1).update(recomputed_at=timezone.now())
+    report.seconds = time.monotonic() - started
+    return report
