@@ -363,14 +363,6 @@ def bench_block_task() -> None:
             chains[chain_id] = (chain, ChainToken.objects.get(chain_id=chain_id))
             for specs in ChainStream(world, chain_id, seed=seed).setup_blocks(start):
                 _bench_submit(block_submit, chains[chain_id], specs, start, encode_block)
-        if "--proposed-indexes" in sys.argv:  # what the ring rule's frontier query would gain
-            with connection.cursor() as cursor:
-                cursor.execute("CREATE INDEX bench_trade_seller ON businesschain_trade "
-                               "(security, seller, executed_at)")
-                cursor.execute("CREATE INDEX bench_transfer_source ON businesschain_transfer "
-                               "(security, from_account, at)")
-            line("block_task.proposed_indexes", "trade (security, seller, executed_at), "
-                 "transfer (security, from_account, at)")
         analytics_recompute()
         line("block_task.index", f"{Entity.objects.count()} entities, {AccountRow.objects.count()} accounts, "
              f"{Holding.objects.count()} holdings, {Role.objects.count()} roles",

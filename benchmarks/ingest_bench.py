@@ -377,7 +377,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=100, help="blocks per chain (PostgreSQL)")
     parser.add_argument("--sqlite-blocks", type=int, default=20, help="blocks per chain (SQLite)")
     parser.add_argument("--block-size", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=3, help="uvicorn worker processes (3 overlap PostgreSQL waits on 2 cores)")
+    parser.add_argument("--workers", type=int, default=3,
+                        help="uvicorn worker processes (3 overlap PostgreSQL waits on 2 cores)")
     parser.add_argument("--chains", type=int, default=3, choices=(1, 2, 3))
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--no-sqlite", action="store_true")

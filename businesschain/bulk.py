@@ -36,6 +36,24 @@ def _jsonify(model: type[models.Model], columns: Sequence[str],
     return out
 
 
+def _adapted(model: type[models.Model], columns: Sequence[str],
+             rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+    """Values as the ORM would store them on backends whose driver does not adapt them the same
+    way (SQLite keeps aware datetimes as naive UTC text: without this, range queries miss rows)."""
+    if connection.vendor == "postgresql":
+        return rows
+    fields = {f.column: f for f in model._meta.concrete_fields}
+    preps = [fields[c].get_db_prep_save for c in columns]
+    adapt = [isinstance(fields[c], (models.DateTimeField, models.DecimalField)) for c in columns]
+    if not any(adapt):
+        return rows
+    return [
+        tuple(prep(value, connection) if a else value
+              for prep, a, value in zip(preps, adapt, row, strict=True))
+        for row in rows
+    ]
+
+
 def _quoted(columns: Sequence[str]) -> str:
     qn = connection.ops.quote_name
     return ", ".join(qn(c) for c in columns)
@@ -47,7 +65,7 @@ def insert_rows(model: type[models.Model], columns: Sequence[str], rows: Sequenc
         return
     table, _ = _table_and_types(model, columns)
     qn = connection.ops.quote_name
-    rows = _jsonify(model, columns, rows)
+    rows = _adapted(model, columns, _jsonify(model, columns, rows))
     if connection.vendor == "postgresql":
         # The raw psycopg cursor bypasses Django's error translation: wrap it back in.
         with connection.cursor() as cursor, connection.wrap_database_errors:
@@ -89,7 +107,7 @@ def upsert_rows(
             updates.append(f"{qn(column)} = excluded.{qn(column)}")
     where = f" WHERE excluded.{qn(newer_than)} >= {qn(table)}.{qn(newer_than)}" if newer_than else ""
     tail = f" ON CONFLICT ({_quoted(conflict)}) DO UPDATE SET {', '.join(updates)}{where}"
-    rows = _jsonify(model, columns, rows)
+    rows = _adapted(model, columns, _jsonify(model, columns, rows))
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # unnest(array, array, …) turns one parameter per column into the rows.

@@ -374,7 +374,9 @@ class Trade(models.Model):
     class Meta:
         ordering = ["executed_at"]
         indexes = [
-            models.Index(fields=["security", "executed_at"], name="trade_security_time_idx"),
+            # Leading `security` still serves per-security scans; `seller` lets the trade-ring
+            # search find earlier legs out of an account without reading the whole window.
+            models.Index(fields=["security", "seller", "executed_at"], name="trade_security_seller_idx"),
             models.Index(fields=["chain", "height"], name="trade_block_idx"),
         ]
 
@@ -399,7 +401,7 @@ class Transfer(models.Model):
     class Meta:
         ordering = ["at"]
         indexes = [
-            models.Index(fields=["security", "at"], name="transfer_security_time_idx"),
+            models.Index(fields=["security", "from_account", "at"], name="transfer_security_from_idx"),
             models.Index(fields=["chain", "height"], name="transfer_block_idx"),
         ]
 

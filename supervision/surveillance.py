@@ -446,8 +446,8 @@ def _widen(bands: dict[tuple[str, str], Band], key: tuple[str, str], band: Band)
 
 def _legs_from(frontier: Mapping[tuple[str, str], Band], lo: datetime, hi: datetime) -> list[trading.Leg]:
     """Trades and transfers of a frontier (security, source account) inside its quantity band and
-    the time window. PostgreSQL: one query joining the frontier as unnested arrays; elsewhere a
-    superset through the ORM, filtered by the caller."""
+    the time window. PostgreSQL: one probe per frontier pair of the (security, source account,
+    time) indexes; elsewhere a superset through the ORM, filtered by the caller."""
     securities = {s for s, _ in frontier}
     if connection.vendor != "postgresql":
         sources = {a for _, a in frontier}
@@ -455,51 +455,7 @@ def _legs_from(frontier: Mapping[tuple[str, str], Band], lo: datetime, hi: datet
             security__any_of=securities, seller__any_of=sources, executed_at__gte=lo, executed_at__lte=hi))
         ] + [t.leg() for t in _transfers(Transfer.objects.order_by().filter(
             security__any_of=securities, from_account__any_of=sources, at__gte=lo, at__lte=hi))]
-    if _account_time_indexes():
-        return _legs_from_indexed(frontier, lo, hi)
-    keys = sorted(frontier.items())
-    arrays = [penetration.pg_text_array([s for (s, _), _ in keys]),
-              penetration.pg_text_array([a for (_, a), _ in keys]),
-              "{" + ",".join(str(b[0]) for _, b in keys) + "}",
-              "{" + ",".join(str(b[1]) for _, b in keys) + "}"]
-    qn = connection.ops.quote_name
-    frontier_sql = ("unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::bigint[]) "
-                    "AS k(security, account, qlo, qhi)")
-    sql = (
-        f"SELECT 'trade', t.tx_id, t.chain_id, t.height, t.security, t.seller, t.buyer, t.quantity, "  # noqa: S608
-        f"t.executed_at FROM {qn(Trade._meta.db_table)} t JOIN {frontier_sql} "
-        "ON t.security = k.security AND t.seller = k.account AND t.quantity BETWEEN k.qlo AND k.qhi "
-        "WHERE t.security = ANY(%s::varchar[]) AND t.executed_at BETWEEN %s AND %s "
-        "UNION ALL "
-        "SELECT 'transfer', x.tx_id, x.chain_id, x.height, x.security, x.from_account, x.to_account, "
-        f"x.quantity, x.at FROM {qn(Transfer._meta.db_table)} x JOIN {frontier_sql} "
-        "ON x.security = k.security AND x.from_account = k.account AND x.quantity BETWEEN k.qlo AND k.qhi "
-        "WHERE x.security = ANY(%s::varchar[]) AND x.at BETWEEN %s AND %s"
-    )
-    in_securities = penetration.pg_text_array(sorted(securities))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*arrays, in_securities, lo, hi, *arrays, in_securities, lo, hi])
-        return [trading.Leg(tx_id, chain, height, security, source, target, quantity, at, kind)
-                for kind, tx_id, chain, height, security, source, target, quantity, at in cursor.fetchall()]
-
-
-_INDEXED: dict[str, bool] = {}
-TRADE_SELLER_INDEX = ("security", "seller", "executed_at")
-TRANSFER_SOURCE_INDEX = ("security", "from_account", "at")
-
-
-def _account_time_indexes() -> bool:
-    """Whether trades and transfers are indexed by (security, source account, time), which turns
-    the frontier query from a scan of the window into one index probe per frontier pair. Looked
-    up once per process and database."""
-    if connection.alias not in _INDEXED:
-        found = True
-        with connection.cursor() as cursor:
-            for model, columns in ((Trade, TRADE_SELLER_INDEX), (Transfer, TRANSFER_SOURCE_INDEX)):
-                constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
-                found &= any(tuple(c["columns"][:3]) == columns for c in constraints.values() if c["index"])
-        _INDEXED[connection.alias] = found
-    return _INDEXED[connection.alias]
+    return _legs_from_indexed(frontier, lo, hi)
 
 
 def _legs_from_indexed(frontier: Mapping[tuple[str, str], Band], lo: datetime, hi: datetime

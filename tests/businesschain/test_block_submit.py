@@ -504,3 +504,13 @@ def test_rejection_echoing_a_nul_character_is_recorded(client, sse):
     tx = sse.tx("entity_register", {"id": "bad\x00id", "kind": "org", "name": "x", "id_type": "USCC"})
     assert_error(sse.post(client, sse.block([tx])), 400, "invalid_block")
     assert RejectedSubmission.objects.filter(code="invalid_block").exists()
+
+
+def test_indexed_times_compare_like_orm_values(client, sse):
+    """Rows written in bulk must match ORM range filters at the exact instant (SQLite included)."""
+    block = sse.submit(client, trade(sse))
+    executed = datetime.fromisoformat(block["transactions"][0]["body"]["executed_at"])
+    assert Trade.objects.filter(executed_at__lte=executed, executed_at__gte=executed).count() == 1
+    from decimal import Decimal
+
+    assert Trade.objects.filter(price=Decimal("10.50")).count() == 1

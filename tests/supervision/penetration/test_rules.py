@@ -10,7 +10,6 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from supervision import surveillance
 from supervision.models import Alert, ControlGroupMember, ThresholdCrossing
 from supervision.surveillance import analytics_recompute, block_analyse
 
@@ -114,10 +113,7 @@ def test_three_account_ring_across_blocks_fires(ledger, market):
     assert alert.title_zh == f"环形交易：证券 {SECURITY} 经 3 个账户回到起点"
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the two SQL forms are PostgreSQL's")
-@pytest.mark.parametrize("indexed", [False, True])
-def test_ring_frontier_query_with_and_without_account_indexes(ledger, market, monkeypatch, indexed):
-    monkeypatch.setitem(surveillance._INDEXED, connection.alias, indexed)
+def test_ring_through_a_transfer_among_competing_first_legs_fires_once(ledger, market):
     analyse(ledger.submit([ledger.trade(SECURITY, "A0000005", "A0000006", 10_000),
                            ledger.trade(SECURITY, "A0000005", "A0000007", 10_000)]))
     analyse(ledger.submit([ledger.transfer(SECURITY, "A0000006", "A0000007", 9_500)]))
