@@ -40,7 +40,7 @@ lint: venv
 
 bench: venv
 	DJANGO_DEBUG=1 $(PY) benchmarks/gm_bench.py
-	@for b in ingest_bench supervision_bench analytics_bench; do \
+	@for b in ingest_bench supervision_bench analytics_bench realtime_bench; do \
 	  if [ -f benchmarks/$$b.py ]; then DJANGO_DEBUG=1 $(PY) benchmarks/$$b.py || exit 1; fi; done
 
 messages: venv
