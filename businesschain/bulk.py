@@ -161,6 +161,7 @@ def existing_many(
             continue
         table = model._meta.db_table
         where = "".join(f" AND {qn(c)} = %s" for c in equal)
+        values_params: list[Any]
         if connection.vendor == "postgresql":
             test, values_params = "= ANY(%s)", [list(values)]
         else:

@@ -153,10 +153,9 @@ def _submit(
     for index, raw in enumerate(raw_blocks):
         transactions = raw.get("transactions") if isinstance(raw, dict) else None
         if isinstance(transactions, list) and len(transactions) > settings.ECP_MAX_TRANSACTIONS:
-            raise TooLarge(
-                f"A block may carry at most {settings.ECP_MAX_TRANSACTIONS} transactions.",
-                limit=settings.ECP_MAX_TRANSACTIONS, **({"index": index} if batch else {}),
-            )
+            where: dict[str, Any] = {"index": index} if batch else {}
+            raise TooLarge(f"A block may carry at most {settings.ECP_MAX_TRANSACTIONS} transactions.",
+                           limit=settings.ECP_MAX_TRANSACTIONS, **where)
         try:
             blocks.append(schemas.parse_block(raw))
         except schemas.SchemaError as error:
@@ -308,6 +307,7 @@ def _stored_duplicate(chain: Chain, block: schemas.Block, where: dict[str, int])
 def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]) -> dict[str, list[str]]:
     """References to entities, accounts and securities the supervisor has not seen (ECP/1 §3)."""
     wanted: dict[str, set[str]] = {"entities": set(), "accounts": set(), "securities": set()}
+    kind: str
     for tx in block.transactions:
         definition = defines(tx)
         if definition is not None:

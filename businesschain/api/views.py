@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -16,7 +17,7 @@ from businesschain.api.authentication import ChainTokenAuthentication, chain_tok
 from businesschain.api.permissions import IsAuthenticatedParty, IsRegulator, IsRegulatorOrOwnChain
 from businesschain.ingest import block_submit
 
-_AUTH = [ChainTokenAuthentication, *APIView.authentication_classes]
+_AUTH: list[type[BaseAuthentication]] = [ChainTokenAuthentication, *APIView.authentication_classes]
 
 
 class BlockSubmitApi(APIView):
