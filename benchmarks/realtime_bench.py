@@ -736,7 +736,7 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=30, help="measured blocks per rule")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--logins", type=int, default=5, help="distinct login sessions (PBKDF2 each)")
-    parser.add_argument("--worker-interval", type=float, default=0.2,
+    parser.add_argument("--worker-interval", type=float, default=0.05,
                         help="db_worker --interval, as run_stack starts it")
     parser.add_argument("--web-workers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for one alert")

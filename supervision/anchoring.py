@@ -177,7 +177,9 @@ def supervision_block_seal(*, max_anchors: int | None = None, wait: bool = True,
         if not pending:
             return None
         anchor_ids = [row[0] for row in pending]
-        anchor_root = merkle.root_from_leaf_hashes([bytes.fromhex(row[1]) for row in pending]).hex()
+        leaf_hashes = [bytes.fromhex(row[1]) for row in pending]
+        anchor_root = merkle.root_from_leaf_hashes(leaf_hashes).hex()
+        chunk_roots = "".join(r.hex() for r in merkle.chunk_roots(leaf_hashes))
         timestamp = now or _now_ms()
         if head.sealed_at is not None and timestamp < head.sealed_at:
             timestamp = head.sealed_at  # never earlier than the previous block
@@ -190,7 +192,7 @@ def supervision_block_seal(*, max_anchors: int | None = None, wait: bool = True,
         block = SupervisionBlock.objects.create(
             height=height, prev_hash=prev_hash, timestamp=timestamp, anchor_count=len(pending),
             anchor_root=anchor_root, block_hash=block_hash, signature=signature,
-            key_id=signing_key.key_id,
+            key_id=signing_key.key_id, chunk_roots=chunk_roots,
         )
         updated = _assign_anchors(block.pk, anchor_ids)
         if updated != len(anchor_ids):

@@ -563,6 +563,12 @@ class _Auditor:
         root = merkle.root_from_leaf_hashes(leaves).hex()
         if root != block.anchor_root:
             self.add(what="anchor_root", detail=_differs(block.anchor_root, root), **where)
+        # Derived and unsigned: a bad copy would hand out failing receipts. Checked only when the
+        # leaves match the signed root, or one edited leaf would be reported twice.
+        if root == block.anchor_root and block.chunk_roots:
+            chunks = "".join(r.hex() for r in merkle.chunk_roots(leaves))
+            if chunks != block.chunk_roots:
+                self.add(what="chunk_roots", detail="stored chunk roots differ from the anchors", **where)
         header = supervision_header(height=block.height, prev_hash=block.prev_hash,
                                     timestamp=block.timestamp, anchor_count=block.anchor_count,
                                     anchor_root=block.anchor_root)

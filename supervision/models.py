@@ -49,6 +49,9 @@ class SupervisionBlock(models.Model):
     block_hash = models.CharField(max_length=64, unique=True)
     signature = models.CharField(max_length=200)
     key = models.ForeignKey(SupervisorKey, on_delete=models.PROTECT, related_name="blocks")
+    # Roots of consecutive CHUNK_LEAVES-leaf runs of the anchor tree, hex-concatenated: derived at
+    # seal time so a receipt rehashes one run, not the whole tree. Not part of the signed header.
+    chunk_roots = models.TextField(blank=True, default="")
     sealed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

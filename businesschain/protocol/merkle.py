@@ -162,3 +162,28 @@ class MerkleTree:
                 path.append(level[sibling])
             index >>= 1
         return path
+
+
+# --- chunked proofs -------------------------------------------------------------------------------
+# With a power-of-two chunk size, every RFC 9162 split point of a tree over n leaves falls on a
+# chunk boundary (the largest power of two below n is chunk × the largest power of two below the
+# number of chunks). So the tree is the tree over the chunks' roots with each chunk's own subtree
+# below it, and an audit path is the path inside the chunk followed by the path among chunk roots.
+
+CHUNK_LEAVES = 256
+
+
+def chunk_roots(leaf_hashes: Sequence[bytes], chunk: int = CHUNK_LEAVES) -> list[bytes]:
+    """The Merkle Tree Hash of each consecutive `chunk`-leaf run (the last may be shorter)."""
+    return [root_from_leaf_hashes(leaf_hashes[i:i + chunk]) for i in range(0, len(leaf_hashes), chunk)]
+
+
+def inclusion_proof_chunked(index: int, chunk_leaf_hashes: Sequence[bytes], roots: Sequence[bytes],
+                            chunk: int = CHUNK_LEAVES) -> list[bytes]:
+    """The RFC 9162 audit path of leaf `index` from only its chunk's leaf hashes and every chunk's
+    root: the same path `inclusion_proof` gives over all the leaves."""
+    if chunk & (chunk - 1) or chunk < 1:
+        raise ValueError("the chunk size must be a power of two")
+    position = index // chunk
+    inner = inclusion_proof(index - position * chunk, chunk_leaf_hashes)
+    return inner + (inclusion_proof(position, roots) if len(roots) > 1 else [])

@@ -235,3 +235,10 @@ def test_deleted_last_block_is_caught_by_the_chain_head(client, sse):
     sql(f"DELETE FROM {table(Block)} WHERE id = %s", [block.pk])
     report = audit_chains(record=False, scope=AuditScope(chains=("sse",), supervision=False))
     assert [(m.what, m.chain, m.height) for m in report.mismatches] == [("chain_head", "sse", 2)]
+
+
+def test_edited_chunk_roots_are_caught(chains):
+    block = SupervisionBlock.objects.order_by("height").first()
+    sql(f"UPDATE {table(SupervisionBlock)} SET chunk_roots = %s WHERE id = %s", ["ab" * 32, block.pk])
+    report = audit_chains()
+    assert [(m.what, m.supervision_height) for m in report.mismatches] == [("chunk_roots", block.height)]

@@ -177,3 +177,19 @@ def test_blocks_seal_in_anchor_id_order_and_at_most_max_anchors_each(client, sse
     assert rows == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0)]
     assert SupervisionBlock.objects.count() == 3
     assert Block.objects.count() == 7
+
+
+def test_receipts_from_chunk_roots_verify_in_a_large_block(regulator_client):
+    from supervision.anchoring import anchors_create
+    from supervision.chain_selectors import anchor_trees
+
+    hashes = [f"{i:064x}" for i in range(1_300)]  # five full 256-leaf chunks and a partial one
+    anchors_create(chain_id="sse", heights=list(range(1_300)), block_hashes=hashes)
+    sealed = supervision_block_seal()
+    assert sealed.anchor_count == 1_300
+    assert len(SupervisionBlock.objects.get().chunk_roots) == 6 * 64
+    for height in (0, 255, 256, 700, 1_280, 1_299):
+        anchor_trees.clear()  # the cold path: one chunk read, not the whole tree
+        data = receipt(regulator_client, hashes[height]).json()
+        verify_receipt(data, chain="sse", height=height, block_hash=hashes[height])
+        assert data["leaf_index"] == height and data["tree_size"] == 1_300
