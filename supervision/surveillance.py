@@ -130,10 +130,14 @@ class _BlockData:
     disclosures: list[trading.Disclosure]
     _holders: dict[str, str] | None = None
     _groups: own.ControlGroups | None = None
+    _legs: list[trading.Leg] | None = None
 
     @property
     def legs(self) -> list[trading.Leg]:
-        return [t.leg() for t in self.trades] + [t.leg() for t in self.transfers]
+        """Built once: the rules read it thousands of times per block."""
+        if self._legs is None:
+            self._legs = [t.leg() for t in self.trades] + [t.leg() for t in self.transfers]
+        return self._legs
 
     def holders(self) -> dict[str, str]:
         """Holder of every account the block's legs name (accounts of the block's chain)."""
