@@ -39,6 +39,7 @@ from businesschain.models import (
     Transfer,
 )
 from businesschain.protocol import schemas
+from businesschain.protocol.hashing import first_duplicate
 from businesschain.protocol.references import defines, references
 from businesschain.registry import parsed_public_key
 from businesschain.signals import block_accepted, block_rejected
@@ -148,11 +149,10 @@ def _submit(
         raw_blocks = schemas.parse_submission(payload)
     except schemas.SchemaError as error:
         raise _invalid(error, index=None) from error
-    batch = isinstance(payload, dict) and "blocks" in payload
+    batch = schemas.is_batch(payload)
     blocks: list[schemas.Block] = []
     for index, raw in enumerate(raw_blocks):
-        transactions = raw.get("transactions") if isinstance(raw, dict) else None
-        if isinstance(transactions, list) and len(transactions) > settings.ECP_MAX_TRANSACTIONS:
+        if schemas.transaction_count(raw) > settings.ECP_MAX_TRANSACTIONS:
             where: dict[str, Any] = {"index": index} if batch else {}
             raise TooLarge(f"A block may carry at most {settings.ECP_MAX_TRANSACTIONS} transactions.",
                            limit=settings.ECP_MAX_TRANSACTIONS, **where)
@@ -280,14 +280,13 @@ def _check_duplicate_nonces(block: schemas.Block, batch_nonces: set[str], where:
     """Repeats inside the request. Repeats of stored transactions are found by the (chain, nonce)
     unique constraint when the block is written: see `_stored_duplicate`."""
     nonces = [tx.nonce for tx in block.transactions]
-    seen: set[str] = set()
-    for tx_index, nonce in enumerate(nonces):
-        if nonce in seen or nonce in batch_nonces:
-            raise BlockRejected(
-                f"transactions[{tx_index}].nonce {nonce!r} repeats an earlier transaction.",
-                code="duplicate_tx", tx_index=tx_index, **where,
-            )
-        seen.add(nonce)
+    tx_index = first_duplicate([*batch_nonces, *nonces])
+    if tx_index is not None:
+        tx_index -= len(batch_nonces)
+        raise BlockRejected(
+            f"transactions[{tx_index}].nonce {nonces[tx_index]!r} repeats an earlier transaction.",
+            code="duplicate_tx", tx_index=tx_index, **where,
+        )
     batch_nonces.update(nonces)
 
 

@@ -6,14 +6,13 @@ failure as a `BlockRejected` (422) carrying the spec'd code, or returns what it 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from businesschain.errors import Unprocessable
 from businesschain.protocol.canonical import canonical_json_unchecked
-from businesschain.protocol.hashing import compute_block_hash, tx_root
+from businesschain.protocol.hashing import compute_block_hash, tx_canonical_json, tx_root
 from businesschain.protocol.schemas import Block
 from gm import sm2
 from gm.sm3 import sm3_hex
@@ -55,13 +54,6 @@ def body_texts(block: Block) -> list[str]:
     return [canonical_json_unchecked(tx.body).decode("utf-8") for tx in block.transactions]
 
 
-def tx_id_of(type_: str, nonce: str, body_text: str) -> str:
-    """SM3(CJ({"body", "nonce", "type"})) from the body's CJ text: the keys sort as written here,
-    and `type` and `nonce` are schema-checked ASCII, so JSON-quoting them is their CJ form."""
-    quoted = json.dumps(nonce) if '"' in nonce or "\\" in nonce else f'"{nonce}"'
-    return sm3_hex(f'{{"body":{body_text},"nonce":{quoted},"type":"{type_}"}}'.encode())
-
-
 def verify_block(block: Block, state: ChainState, *, now: datetime, max_skew: timedelta,
                  bodies: Sequence[str]) -> Verdict:
     """Check hashes, links, time and signatures in ECP/1 §5 order; raise the first failure.
@@ -70,7 +62,7 @@ def verify_block(block: Block, state: ChainState, *, now: datetime, max_skew: ti
     if compute_block_hash(block.header_raw) != block.block_hash:
         raise BlockRejected("block_hash is not SM3(CJ(header)).", code="bad_block_hash")
     for index, tx in enumerate(block.transactions):
-        if tx_id_of(tx.type, tx.nonce, bodies[index]) != tx.tx_id:
+        if sm3_hex(tx_canonical_json(tx.type, tx.nonce, bodies[index])) != tx.tx_id:
             raise BlockRejected(
                 f"transactions[{index}].tx_id is not SM3(CJ({{body, nonce, type}})).",
                 code="bad_tx_id",
@@ -143,17 +135,6 @@ def has_valid_quorum(block: Block, nodes: Mapping[str, sm2.SM2PublicKey], quorum
         if s.node in nodes and nodes[s.node].verify(message, _hex_bytes(s.sig))
     }
     return len(valid) >= quorum
-
-
-def duplicate_nonces(nonces: Iterable[str]) -> list[int]:
-    """Indexes of nonces that repeat an earlier one in the same sequence."""
-    seen: set[str] = set()
-    repeats = []
-    for index, nonce in enumerate(nonces):
-        if nonce in seen:
-            repeats.append(index)
-        seen.add(nonce)
-    return repeats
 
 
 def _hex_bytes(text: str) -> bytes:

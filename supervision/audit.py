@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TextIO
 
 from django.core.exceptions import EmptyResultSet
@@ -33,7 +32,7 @@ from django.utils import timezone
 
 from businesschain.models import Block, Chain, NodeSet, Transaction
 from businesschain.protocol import merkle
-from businesschain.protocol.hashing import compute_block_hash
+from businesschain.protocol.hashing import anchor_leaf_hash, compute_block_hash, tx_canonical_json
 from businesschain.registry import parsed_public_key
 from businesschain.selectors import block_header
 from gm import sm2
@@ -193,18 +192,6 @@ class _NoProgress:
 _sm3 = hashlib.new("sm3").copy  # a fresh, empty SM3 context (copy of the seed is cheapest)
 
 
-def tx_cj(type_: str, nonce: str, body_text: str) -> bytes:
-    """CJ({"body", "nonce", "type"}) from the stored canonical body text, without parsing it."""
-    return ('{"body":' + body_text + ',"nonce":' + encode_basestring(nonce)
-            + ',"type":' + encode_basestring(type_) + "}").encode("utf-8")
-
-
-def anchor_leaf_fast(chain_id: str, height: int, block_hash: str) -> bytes:
-    """CJ({"block_hash", "chain", "height"}) by concatenation (equal to hashing.anchor_leaf)."""
-    return ('{"block_hash":' + encode_basestring(block_hash) + ',"chain":' + encode_basestring(chain_id)
-            + ',"height":' + str(int(height)) + "}").encode("utf-8")
-
-
 def _hex32(text: str) -> bytes | None:
     try:
         raw = bytes.fromhex(text)
@@ -333,8 +320,7 @@ class _Auditor:
         row: tuple[Any, ...] | None = next(tx_rows, None)
         verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-sig")
         checks: list[tuple[Block, Future[list[tuple[str, str]]]]] = []
-        new_sm3, enc = _sm3, encode_basestring
-        type_json: dict[str, str] = {}
+        new_sm3, tx_cj = _sm3, tx_canonical_json
         try:
             for block in block_rows:
                 block_id, chain_id, height = block.pk, block.chain_id, block.height
@@ -348,12 +334,8 @@ class _Auditor:
                 # The hot loop: one SM3 per transaction over CJ built by concatenation.
                 while row is not None and row[0] == block_id:
                     _, index, tx_id, type_, nonce, body, tx_chain, tx_height = row
-                    type_text = type_json.get(type_)
-                    if type_text is None:
-                        type_text = type_json[type_] = enc(type_)
                     h = new_sm3()
-                    h.update(('{"body":' + body + ',"nonce":' + enc(nonce) + ',"type":' + type_text
-                              + "}").encode("utf-8"))
+                    h.update(tx_cj(type_, nonce, body))
                     digest = h.digest()
                     if digest.hex() == tx_id:
                         append(digest)
@@ -476,10 +458,7 @@ class _Auditor:
     def _check_anchor(self, row: tuple[Any, ...]) -> bytes:
         """Leaf hash and agreement with the stored business block; returns the stored leaf hash."""
         _, leaf_index, chain_id, height, block_hash, leaf_hash, stored_hash, s_height = row
-        h = _sm3()
-        h.update(b"\x00")
-        h.update(anchor_leaf_fast(chain_id, height, block_hash))
-        digest = h.digest()
+        digest = anchor_leaf_hash(chain_id, height, block_hash)
         raw = _hex32(leaf_hash)
         where = {"chain": chain_id, "height": height, "supervision_height": s_height,
                  "leaf_index": leaf_index}

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from businesschain.protocol.builder import format_time, make_block, make_transaction
+from businesschain.protocol.builder import make_block, make_transaction
 from businesschain.protocol.identifiers import make_prc_id, make_uscc
 from businesschain.registry import chain_register
 from gm import sm2
@@ -106,10 +106,6 @@ class TestChain:
         assert response.status_code == 201, response.content
         self.accept(block)
         return block
-
-
-def time_text(moment: datetime) -> str:
-    return format_time(moment)
 
 
 class Ids:

@@ -1,7 +1,7 @@
 """ECP/1 wire rules, pure (no Django): canonical JSON, SM3 Merkle trees, identifiers, schemas, hashes.
 
 The API and the services import from here: `protocol.parse_submission(request.body)`,
-`protocol.parse_block(raw)`, `protocol.first_bad_tx_id(block.transactions)`, ...
+`protocol.parse_block(raw)`, `protocol.tx_canonical_json(type, nonce, body_text)`, ...
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from .canonical import CanonicalJSONError, JSONFloat, canonical_json, canonical_
 from .hashing import (
     anchor_leaf,
     anchor_leaf_hash,
-    block_tx_root,
     compute_block_hash,
     compute_tx_id,
-    first_bad_tx_id,
     first_duplicate,
-    transaction_tx_id,
+    tx_canonical_json,
     tx_root,
 )
 from .references import defines, references
@@ -53,13 +51,11 @@ __all__ = [
     "Transaction",
     "anchor_leaf",
     "anchor_leaf_hash",
-    "block_tx_root",
     "canonical_json",
     "canonical_json_unchecked",
     "compute_block_hash",
     "compute_tx_id",
     "defines",
-    "first_bad_tx_id",
     "first_duplicate",
     "format_time",
     "is_batch",
@@ -71,6 +67,6 @@ __all__ = [
     "parse_transaction",
     "references",
     "transaction_count",
-    "transaction_tx_id",
+    "tx_canonical_json",
     "tx_root",
 ]

@@ -5,31 +5,32 @@
 - `tx_root`    = MTH over the 32 raw bytes of each tx_id, in order
 - anchor leaf  = CJ({"block_hash", "chain", "height"})
 
-The `first_bad_*` helpers return the index of the first failing transaction (the `tx_index` of
-`bad_tx_id`, `duplicate_tx`), or None. They trust a `Block` from `schemas.parse_block`, whose
-bodies are already known to be canonical-JSON values.
+`first_duplicate` gives the `tx_index` of `duplicate_tx`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from gm.sm3 import sm3_digest, sm3_hex
+from gm.sm3 import sm3_hex
 
 from . import merkle
-from .canonical import canonical_json, canonical_json_unchecked
-from .schemas import Block, Transaction
+from .canonical import canonical_json
+
+
+def tx_canonical_json(type: str, nonce: str, body_json: str) -> bytes:
+    """CJ({"body", "nonce", "type"}) built from the body's own CJ text without re-encoding it: the
+    keys sort as written, and `encode_basestring` is the string encoder `json.dumps` uses. This is
+    how ingestion checks tx_ids and the audit recomputes them from stored rows."""
+    return ('{"body":' + body_json + ',"nonce":' + encode_basestring(nonce)
+            + ',"type":' + encode_basestring(type) + "}").encode("utf-8")
 
 
 def compute_tx_id(type: str, nonce: str, body: Mapping[str, Any]) -> str:
     """SM3(CJ({"body", "nonce", "type"})) as hex; checks that the body is canonical JSON."""
     return sm3_hex(canonical_json({"body": body, "nonce": nonce, "type": type}))
-
-
-def transaction_tx_id(tx: Transaction) -> str:
-    """The tx_id a parsed (hence validated) transaction should carry."""
-    return sm3_hex(canonical_json_unchecked({"body": tx.body, "nonce": tx.nonce, "type": tx.type}))
 
 
 def compute_block_hash(header_raw: Mapping[str, Any]) -> str:
@@ -50,25 +51,6 @@ def anchor_leaf(chain: str, height: int, block_hash: str) -> bytes:
 def anchor_leaf_hash(chain: str, height: int, block_hash: str) -> bytes:
     """SM3(0x00 ‖ anchor leaf): what a receipt's audit path starts from."""
     return merkle.leaf_hash(anchor_leaf(chain, height, block_hash))
-
-
-def block_hash_bytes(block_hash: str) -> bytes:
-    """The 32 raw bytes of a hex block hash: the message every block signature signs."""
-    return bytes.fromhex(block_hash)
-
-
-def first_bad_tx_id(transactions: Sequence[Transaction]) -> int | None:
-    """Index of the first transaction whose tx_id is not the hash of its content (`bad_tx_id`)."""
-    encode = canonical_json_unchecked
-    for index, tx in enumerate(transactions):
-        if sm3_digest(encode({"body": tx.body, "nonce": tx.nonce, "type": tx.type})).hex() != tx.tx_id:
-            return index
-    return None
-
-
-def block_tx_root(block: Block) -> str:
-    """The tx_root the block's transactions give (compare with `block.header.tx_root`)."""
-    return tx_root([tx.tx_id for tx in block.transactions])
 
 
 def first_duplicate(values: Iterable[str]) -> int | None:

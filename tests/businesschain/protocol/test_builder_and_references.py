@@ -31,7 +31,7 @@ def test_make_block_computes_count_root_and_hash_and_signs_the_raw_hash_bytes():
     assert seen == [bytes.fromhex(raw["block_hash"])] and len(seen[0]) == 32
     assert raw["signatures"] == [{"node": "n1", "sig": raw["block_hash"] * 2}]
     block = parse_block(raw)
-    assert hashing.first_bad_tx_id(block.transactions) is None
+    assert all(hashing.compute_tx_id(tx.type, tx.nonce, tx.body) == tx.tx_id for tx in block.transactions)
 
 
 def test_make_block_without_signer_is_unsigned_and_accepts_a_time_string():
