@@ -31,6 +31,11 @@ class InvalidInput(DomainError):
     default_code = "invalid"
 
 
+class NotAuthenticated(DomainError):
+    http_status = 401
+    default_code = "not_authenticated"
+
+
 class NotFound(DomainError):
     http_status = 404
     default_code = "not_found"

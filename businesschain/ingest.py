@@ -15,7 +15,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from businesschain import bulk
-from businesschain.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied, TooLarge
+from businesschain.errors import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    TooLarge,
+)
 from businesschain.indexing import TABLES, index_rows, position_rows, text
 from businesschain.models import (
     Account,
@@ -71,11 +79,6 @@ _LATEST_MODELS: dict[str, tuple[Any, tuple[str, ...], str | None]] = {
 _PLURAL = {"entity": "entities", "account": "accounts", "security": "securities"}
 
 
-class NotAuthenticated(DomainError):
-    http_status = 401
-    default_code = "not_authenticated"
-
-
 @dataclass
 class SubmissionOutcome:
     chain_id: str
@@ -101,6 +104,7 @@ class _Context:
 
     chain_id: str
     token: ChainToken | None
+    presented_key: str | None
     body: bytes
     remote_addr: str
     height: int | None = None
@@ -109,15 +113,18 @@ class _Context:
 
 
 def block_submit(
-    *, chain_id: str, body: bytes | None, token: ChainToken | None, authenticated_user: bool = False,
-    remote_addr: str = "", content_length: int | None = None, now: datetime | None = None,
+    *, chain_id: str, body: bytes | None, token: ChainToken | None, presented_key: str | None = None,
+    authenticated_user: bool = False, remote_addr: str = "", content_length: int | None = None,
+    now: datetime | None = None,
 ) -> SubmissionOutcome:
     """Verify and store a `POST chains/{chain}/blocks` body, or record why it was refused.
 
-    `body` is None when the request was too large to read. Raises a `DomainError` whose code and
+    `body` is None when the request was too large to read; `presented_key` is the key sent, valid
+    or not (its prefix goes on the rejection record). Raises a `DomainError` whose code and
     extra keys are the ECP/1 §5 error answer.
     """
-    context = _Context(chain_id=chain_id, token=token, body=body or b"", remote_addr=remote_addr)
+    context = _Context(chain_id=chain_id, token=token, presented_key=presented_key, body=body or b"",
+                       remote_addr=remote_addr)
     try:
         return _submit(context, body=body, authenticated_user=authenticated_user,
                        content_length=content_length, now=now or timezone.now())
@@ -132,6 +139,8 @@ def _submit(
 ) -> SubmissionOutcome:
     token = context.token
     if token is None:
+        if context.presented_key is not None:
+            raise NotAuthenticated("This key is not a registered chain's API key, or it has been revoked.")
         if authenticated_user:
             raise PermissionDenied("Only a chain's own API key may submit its blocks.")
         raise NotAuthenticated("Send `Authorization: Token <key>` with the chain's API key.")
@@ -144,32 +153,16 @@ def _submit(
     if body is None or (content_length or 0) > limit or len(body) > limit:
         raise TooLarge(f"The request body is over {limit} bytes.", limit=limit)
 
-    try:
-        payload = schemas.load_json(body)
-        raw_blocks = schemas.parse_submission(payload)
-    except schemas.SchemaError as error:
-        raise _invalid(error, index=None) from error
+    payload = schemas.load_json(body)
+    raw_blocks = schemas.parse_submission(payload)
     batch = schemas.is_batch(payload)
-    blocks: list[schemas.Block] = []
-    for index, raw in enumerate(raw_blocks):
+    for index, raw in enumerate(raw_blocks):  # size before schema, for every block of a batch
         if schemas.transaction_count(raw) > settings.ECP_MAX_TRANSACTIONS:
             where: dict[str, Any] = {"index": index} if batch else {}
             raise TooLarge(f"A block may carry at most {settings.ECP_MAX_TRANSACTIONS} transactions.",
                            limit=settings.ECP_MAX_TRANSACTIONS, **where)
-        try:
-            blocks.append(schemas.parse_block(raw))
-        except schemas.SchemaError as error:
-            raise _invalid(error, index=index if batch else None) from error
+    blocks = schemas.parse_batch(payload)
     return _store(chain, blocks, batch=batch, context=context, now=now)
-
-
-def _invalid(error: schemas.SchemaError, *, index: int | None) -> InvalidInput:
-    extra: dict[str, Any] = {"errors": [{"path": e.path, "message": e.message} for e in error.errors]}
-    if index is not None:
-        extra["index"] = index
-    first = error.errors[0] if error.errors else None
-    detail = f"{first.path or '/'}: {first.message}" if first else "invalid block"
-    return InvalidInput(detail, code="invalid_block", **extra)
 
 
 @transaction.atomic
@@ -346,7 +339,7 @@ def rejection_record(context: _Context, error: DomainError) -> RejectedSubmissio
     with transaction.atomic():
         rejection = RejectedSubmission.objects.create(
             chain_id_text=context.chain_id[:64],
-            token_prefix=context.token.prefix if context.token else "",
+            token_prefix=context.token.prefix if context.token else (context.presented_key or "")[:8],
             received_at=timezone.now(),
             status=error.http_status,
             code=error.code,

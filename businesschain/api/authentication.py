@@ -25,16 +25,21 @@ class ChainPrincipal(AnonymousUser):
         return f"chain:{self.chain_id}"
 
 
-class ChainTokenAuthentication(BaseAuthentication):
-    keyword = b"token"
+def presented_key(request: Request) -> str | None:
+    """The key of an `Authorization: Token <key>` header, whether or not it is valid."""
+    parts = get_authorization_header(request).split()
+    if len(parts) != 2 or parts[0].lower() != b"token":
+        return None
+    try:
+        return parts[1].decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
+
+class ChainTokenAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Any, ChainToken] | None:
-        parts = get_authorization_header(request).split()
-        if len(parts) != 2 or parts[0].lower() != self.keyword:
-            return None
-        try:
-            key = parts[1].decode("ascii")
-        except UnicodeDecodeError:
+        key = presented_key(request)
+        if key is None:
             return None
         token = token_lookup(key)
         if token is None:

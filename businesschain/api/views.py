@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework.authentication import BaseAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from businesschain import selectors
-from businesschain.api.authentication import ChainTokenAuthentication, chain_token
+from businesschain.api.authentication import ChainTokenAuthentication, chain_token, presented_key
 from businesschain.api.permissions import IsAuthenticatedParty, IsRegulator, IsRegulatorOrOwnChain
 from businesschain.ingest import block_submit
 
@@ -23,21 +23,27 @@ _AUTH: list[type[BaseAuthentication]] = [ChainTokenAuthentication, *APIView.auth
 class BlockSubmitApi(APIView):
     """Business chains push one block, or `{"blocks": [...]}`, here (ECP/1 §5)."""
 
-    authentication_classes = _AUTH
+    # No fall-through to DRF's TokenAuthentication: an unknown or revoked key must reach
+    # block_submit, whose 401 leaves a rejection record.
+    authentication_classes = [ChainTokenAuthentication, SessionAuthentication]
     permission_classes = [AllowAny]  # block_submit applies ECP/1's own order of checks
 
     @extend_schema(operation_id="block_submit", request=OpenApiTypes.OBJECT,
                    responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT})
     def post(self, request: Request, chain: str) -> Response:
-        try:
-            body: bytes | None = request.body
-        except RequestDataTooBig:
-            body = None
+        token = chain_token(request)
+        body: bytes | None = b""
+        if token is not None:  # nobody else's body is read, hashed or kept
+            try:
+                body = request.body
+            except RequestDataTooBig:
+                body = None
         length = request.META.get("CONTENT_LENGTH") or "0"
         outcome = block_submit(
             chain_id=chain,
             body=body,
-            token=chain_token(request),
+            token=token,
+            presented_key=presented_key(request),
             authenticated_user=bool(request.user and request.user.is_authenticated),
             remote_addr=request.META.get("REMOTE_ADDR", ""),
             content_length=int(length) if length.isdigit() else None,

@@ -84,20 +84,16 @@ class SchemaError(InvalidInput):
         detail = f"{first.path or '(document)'}: {first.message}"
         if more or truncated:
             detail += f" (and {more}{'+' if truncated else ''} more)"
-        super().__init__(detail, code="invalid_block")
+        extra: dict[str, Any] = {"errors": [e.as_json() for e in self.errors]}
+        if truncated:
+            extra["truncated"] = True
+        if index is not None:
+            extra["index"] = index
+        super().__init__(detail, code="invalid_block", **extra)
 
     def with_index(self, index: int) -> SchemaError:
         """The same errors, for the block at `index` of a batch."""
         return SchemaError(self.errors, index=index, truncated=self.truncated)
-
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"code": self.code, "detail": self.message,
-                               "errors": [e.as_json() for e in self.errors]}
-        if self.truncated:
-            out["truncated"] = True
-        if self.index is not None:
-            out["index"] = self.index
-        return out
 
 
 @dataclass(frozen=True, slots=True)

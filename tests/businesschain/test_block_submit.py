@@ -125,15 +125,22 @@ def test_accepted_block_is_announced_only_after_commit(client, sse, django_captu
 
 # --- authentication and chain ----------------------------------------------------------------
 
-def test_missing_key_is_401_not_authenticated(client, sse):
+def test_missing_key_is_401_recorded_without_reading_the_body(client, sse):
     response = client.post("/api/v1/chains/sse/blocks", data=json.dumps(sse.block()),
                            content_type="application/json")
     assert_error(response, 401, "not_authenticated")
     assert Block.objects.count() == 0
+    record = RejectedSubmission.objects.get()
+    assert (record.code, record.status, record.token_prefix) == ("not_authenticated", 401, "")
+    assert record.body_size == 0 and record.body_sm3 == ""
 
 
-def test_unknown_key_is_401(client, sse):
-    assert_error(sse.post(client, sse.block(), key="not-a-key"), 401, "not_authenticated")
+def test_unknown_key_is_401_and_recorded_with_its_prefix(client, sse):
+    data = assert_error(sse.post(client, sse.block(), key="not-a-chain-key"), 401, "not_authenticated")
+    assert "revoked" in data["detail"]
+    record = RejectedSubmission.objects.get()
+    assert (record.code, record.status, record.token_prefix) == ("not_authenticated", 401, "not-a-ch")
+    assert record.chain_id_text == "sse" and record.body_size == 0
 
 
 def test_key_of_another_chain_is_403_permission_denied(client, sse):
@@ -149,6 +156,7 @@ def test_rotated_key_is_refused_and_new_key_works(client, sse):
     old = sse.key
     sse.key = chain_token_rotate(chain_id="sse").key
     assert_error(sse.post(client, sse.block(), key=old), 401, "not_authenticated")
+    assert RejectedSubmission.objects.get().token_prefix == old[:8]
     sse.submit(client, trade(sse))
 
 
@@ -170,6 +178,16 @@ def test_too_many_transactions_is_413(client, sse, settings):
     settings.ECP_MAX_TRANSACTIONS = 3
     assert_error(sse.post(client, sse.block(trade(sse, 4))), 413, "too_large")
     assert sse.post(client, sse.block(trade(sse, 3))).status_code == 201
+
+
+def test_batch_size_is_checked_before_any_schema(client, sse, settings):
+    settings.ECP_MAX_TRANSACTIONS = 3
+    first = sse.block(trade(sse))
+    sse.accept(first)
+    second = sse.block(trade(sse, 4))
+    del first["header"]["tx_root"]  # a schema error in an earlier block of the batch
+    assert_error(sse.post(client, {"blocks": [first, second]}), 413, "too_large", index=1, limit=3)
+    assert stored_count() == (0, 0)
 
 
 def test_body_over_limit_is_413(client, sse, settings):
