@@ -79,6 +79,7 @@ class Result:
     copy_tx_per_s: float | None = None
     steady_tx_per_s: float | None = None
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds in the timed part, by process kind
     first_last_ms: tuple[float, float] = (0.0, 0.0)  # mean latency of each chain's first/last 10 %
 
     @property
@@ -235,9 +236,10 @@ def sampled(server: Server, output: str | None) -> Iterator[None]:
         spy.wait(60)
 
 
-def post_all(server: Server, loads: list[ChainLoad], profile: str | None = None) -> tuple[float, float]:
+def post_all(server: Server, loads: list[ChainLoad],
+             profile: str | None = None) -> tuple[float, float, dict[str, float]]:
     """POST every chain's setup blocks (untimed), then the trade blocks, one thread per chain.
-    Returns (start, end) of the timed part."""
+    Returns (start, end) of the timed part and the CPU seconds used in it by kind."""
     url = server.url
     for load in loads:
         with ChainClient(url, load.chain_id, load.api_key) as client:
@@ -262,20 +264,57 @@ def post_all(server: Server, loads: list[ChainLoad], profile: str | None = None)
     with sampled(server, profile):
         for thread in threads:
             thread.start()
+        cpu_before = cpu_seconds(server)
         barrier.wait()
         start = time.perf_counter()
         for thread in threads:
             thread.join()
-    return start, max(load.finished_at for load in loads)
+        cpu_after = cpu_seconds(server)
+    cpu = cpu_used(cpu_before, cpu_after)
+    return start, max(load.finished_at for load in loads), cpu
+
+
+def cpu_seconds(server: Server) -> dict[int, tuple[str, float]]:
+    """CPU seconds used so far by each live process, with its kind: the server's processes,
+    PostgreSQL's, or anything else (this client included). Read from /proc: Linux only."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[int, tuple[str, float]] = {}
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return out
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        # fields[2] is the process group; the server runs in a session of its own (start_new_session)
+        kind = ("server" if int(fields[2]) == server.pid else
+                "postgres" if comm.startswith("postgres") else "other")
+        out[pid] = (kind, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds by kind between two `cpu_seconds` readings (processes that ended in between are
+    not counted: PostgreSQL backends and server workers live through the run)."""
+    totals: dict[str, float] = {}
+    for pid, (kind, seconds) in after.items():
+        totals[kind] = totals.get(kind, 0.0) + seconds - before.get(pid, (kind, 0.0))[1]
+    return totals
 
 
 def measure(label: str, server: Server, loads: list[ChainLoad], profile: str | None = None) -> Result:
     load_before = os.getloadavg()[0]
-    start, end = post_all(server, loads, profile)
+    start, end, cpu = post_all(server, loads, profile)
     transactions = sum(len(b["transactions"]) for load in loads for b in load.blocks)
     latencies = [lat for load in loads for lat in load.latencies]
     result = Result(label, transactions, end - start, latencies,
-                    [e for load in loads for e in load.errors], load=(load_before, os.getloadavg()[0]))
+                    [e for load in loads for e in load.errors], load=(load_before, os.getloadavg()[0]),
+                    cpu=cpu)
     # Steady state: leave out each chain's first 10 % of blocks (connection and cache warm-up).
     skip = [max(1, len(load.latencies) // 10) for load in loads]
     steady_tx = sum(len(b["transactions"])
@@ -362,6 +401,12 @@ def report(result: Result, block_size: int) -> None:
           f"{result.first_last_ms[1]:.0f} ms")
     print(f"  machine load average (1 min) before/after: {result.load[0]:.1f} / {result.load[1]:.1f} "
           f"on {os.cpu_count()} CPUs (other work on the machine skews every figure)")
+    if result.cpu:
+        blocks = len(lat) or 1
+        parts = ", ".join(f"{kind} {seconds / blocks * 1000:.0f}"
+                          for kind, seconds in sorted(result.cpu.items()))
+        wall = result.seconds / blocks * 1000
+        print(f"  CPU per block, ms: {parts} (of {os.cpu_count() or 1} × {wall:.0f} available)")
     if result.copy_tx_per_s:
         fraction = result.tx_per_s / result.copy_tx_per_s
         print(f"  raw COPY of the same rows (transaction + trade): {result.copy_tx_per_s:,.0f} tx/s "
@@ -409,7 +454,7 @@ def main() -> None:
             "database": r.label, "tx": r.transactions, "seconds": r.seconds, "tx_per_s": r.tx_per_s,
             "steady_tx_per_s": r.steady_tx_per_s, "p50_ms": quantile(r.latencies, 0.5) * 1000,
             "p99_ms": quantile(r.latencies, 0.99) * 1000, "copy_tx_per_s": r.copy_tx_per_s,
-            "errors": len(r.errors), "load": r.load, "first_last_ms": r.first_last_ms}
+            "errors": len(r.errors), "load": r.load, "first_last_ms": r.first_last_ms, "cpu_seconds": r.cpu}
             for r in results], indent=1))
 
 

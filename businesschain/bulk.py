@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection, models
@@ -119,7 +121,7 @@ def upsert_rows(
                 f"u.c{i}::jsonb" if types[i] in _JSON_TYPES else f"u.c{i}" for i in range(len(columns))
             )
             aliases = ", ".join(f"c{i}" for i in range(len(columns)))
-            arrays = [list(column) for column in zip(*rows, strict=True)]
+            arrays = [pg_array(column) for column in zip(*rows, strict=True)]
             cursor.execute(
                 f"INSERT INTO {qn(table)} ({_quoted(columns)}) "
                 f"SELECT {outputs} FROM unnest({selects}) AS u({aliases}){tail}",
@@ -163,7 +165,7 @@ def existing_many(
         where = "".join(f" AND {qn(c)} = %s" for c in equal)
         values_params: list[Any]
         if connection.vendor == "postgresql":
-            test, values_params = "= ANY(%s)", [list(values)]
+            test, values_params = "= ANY(%s::text[])", [pg_array(values)]
         else:
             test, values_params = f"IN ({', '.join(['%s'] * len(values))})", list(values)
         parts.append(f"SELECT {position}, {qn(column)} FROM {qn(table)} WHERE {qn(column)} {test}{where}")
@@ -175,3 +177,27 @@ def existing_many(
             for position, value in cursor.fetchall():
                 found[position].add(value)
     return found
+
+
+def pg_array(values: Sequence[Any]) -> str:
+    """A PostgreSQL array literal `{…}` for a parameter cast to `<type>[]`.
+
+    The driver passes one string as it is, where a list is quoted element by element in Python
+    (about 10 ms per 1,000-trade block on the ingestion path).
+    """
+    if all(type(v) is str for v in values):
+        if any('"' in v or "\\" in v for v in values):
+            values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
+        return '{"' + '","'.join(values) + '"}' if values else "{}"
+    return "{" + ",".join(_array_element(v) for v in values) + "}"
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -37,7 +37,7 @@ from businesschain.models import (
     EvidenceRecord,
     Holding,
     HoldingSnapshot,
-    NodeSet,
+    Node,
     Position,
     RejectedSubmission,
     Role,
@@ -52,6 +52,7 @@ from businesschain.protocol.references import defines, references
 from businesschain.registry import parsed_public_key
 from businesschain.signals import block_accepted, block_rejected
 from businesschain.verify import BlockRejected, ChainState, body_texts, has_valid_quorum, verify_block
+from gm import sm2
 from gm.sm3 import sm3_hex
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,11 @@ def _submit(
         if authenticated_user:
             raise PermissionDenied("Only a chain's own API key may submit its blocks.")
         raise NotAuthenticated("Send `Authorization: Token <key>` with the chain's API key.")
-    chain = Chain.objects.filter(id=context.chain_id).first()
-    if chain is None:
-        raise NotFound(f"Chain {context.chain_id!r} is not registered.", code="unknown_chain")
-    if token.chain_id != chain.id:
-        raise PermissionDenied(f"This API key belongs to another chain, not {chain.id!r}.")
+    # A valid key names a registered chain, so only another chain's key needs the lookup.
+    if token.chain_id != context.chain_id:
+        if not Chain.objects.filter(id=context.chain_id).exists():
+            raise NotFound(f"Chain {context.chain_id!r} is not registered.", code="unknown_chain")
+        raise PermissionDenied(f"This API key belongs to another chain, not {context.chain_id!r}.")
     limit = settings.ECP_MAX_BODY_BYTES
     if body is None or (content_length or 0) > limit or len(body) > limit:
         raise TooLarge(f"The request body is over {limit} bytes.", limit=limit)
@@ -162,15 +163,15 @@ def _submit(
             raise TooLarge(f"A block may carry at most {settings.ECP_MAX_TRANSACTIONS} transactions.",
                            limit=settings.ECP_MAX_TRANSACTIONS, **where)
     blocks = schemas.parse_batch(payload)
-    return _store(chain, blocks, batch=batch, context=context, now=now)
+    return _store(token.chain_id, blocks, batch=batch, context=context, now=now)
 
 
 @transaction.atomic
 def _store(
-    chain: Chain, blocks: Sequence[schemas.Block], *, batch: bool, context: _Context, now: datetime,
+    chain_id: str, blocks: Sequence[schemas.Block], *, batch: bool, context: _Context, now: datetime,
 ) -> SubmissionOutcome:
-    chain = Chain.objects.select_for_update().get(pk=chain.pk)  # serialise on the chain head
-    node_sets = list(NodeSet.objects.filter(chain=chain).prefetch_related("nodes").order_by("-version"))
+    chain = Chain.objects.select_for_update().get(pk=chain_id)  # serialise on the chain head
+    node_sets = _node_sets(chain.id)
     head_height, head_hash, head_timestamp = chain.head_height, chain.head_hash, chain.head_timestamp
     outcome = SubmissionOutcome(chain_id=chain.id, next_height=chain.next_height)
     batch_nonces: set[str] = set()
@@ -204,8 +205,7 @@ def _store(
         node_set = _node_set_for(node_sets, header.height)
         state = ChainState(
             head_height=head_height, head_hash=head_hash, head_timestamp=head_timestamp,
-            nodes={n.node_id: parsed_public_key(n.public_key) for n in node_set.nodes.all()},
-            quorum=node_set.quorum,
+            nodes=node_set.keys, quorum=node_set.quorum,
         )
         try:
             bodies = body_texts(block)
@@ -222,7 +222,7 @@ def _store(
             chain=chain, height=header.height, block_hash=block.block_hash,
             prev_hash=header.prev_hash, timestamp=header.timestamp, tx_count=header.tx_count,
             tx_root=header.tx_root, signatures=[{"node": s.node, "sig": s.sig} for s in block.signatures],
-            node_set=node_set, verification=verification, received_at=now,
+            node_set_id=node_set.id, verification=verification, received_at=now,
         )
         try:
             with transaction.atomic():  # a savepoint: the constraint's verdict becomes an answer
@@ -262,7 +262,30 @@ def _stored_hash(chain: Chain, height: int, outcome: SubmissionOutcome) -> str:
                .first() or "")
 
 
-def _node_set_for(node_sets: Sequence[NodeSet], height: int) -> NodeSet:
+@dataclass(frozen=True)
+class _NodeSetKeys:
+    id: int
+    version: int
+    quorum: int
+    valid_from_height: int
+    keys: dict[str, sm2.SM2PublicKey]
+
+
+def _node_sets(chain_id: str) -> list[_NodeSetKeys]:
+    """Every node-set version of the chain with its parsed keys, newest first, in one query."""
+    by_id: dict[int, _NodeSetKeys] = {}
+    nodes = (Node.objects.filter(node_set__chain_id=chain_id).order_by()
+             .values_list("node_set_id", "node_set__version", "node_set__quorum",
+                          "node_set__valid_from_height", "node_id", "public_key"))
+    for set_id, version, quorum, valid_from, node_id, public_key in nodes:
+        node_set = by_id.get(set_id)
+        if node_set is None:
+            node_set = by_id[set_id] = _NodeSetKeys(set_id, version, quorum, valid_from, {})
+        node_set.keys[node_id] = parsed_public_key(public_key)
+    return sorted(by_id.values(), key=lambda n: n.version, reverse=True)
+
+
+def _node_set_for(node_sets: Sequence[_NodeSetKeys], height: int) -> _NodeSetKeys:
     for node_set in node_sets:  # newest first
         if node_set.valid_from_height <= height:
             return node_set
@@ -366,10 +389,8 @@ def rejection_record(context: _Context, error: DomainError) -> RejectedSubmissio
 
 
 def _competing_has_quorum(chain_id: str, block: schemas.Block) -> bool:
-    node_sets = list(NodeSet.objects.filter(chain_id=chain_id).prefetch_related("nodes")
-                     .order_by("-version"))
+    node_sets = _node_sets(chain_id)
     if not node_sets:
         return False
     node_set = _node_set_for(node_sets, block.header.height)
-    nodes = {n.node_id: parsed_public_key(n.public_key) for n in node_set.nodes.all()}
-    return has_valid_quorum(block, nodes, node_set.quorum)
+    return has_valid_quorum(block, node_set.keys, node_set.quorum)

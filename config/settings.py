@@ -110,6 +110,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif _env_bool("DATABASE_POOL", True):
+    # Under ASGI every request runs in a thread of its own, so per-thread persistent connections
+    # are never reused (a new PostgreSQL backend per request, the old ones left to the GC). A
+    # process-wide psycopg pool hands each request a warm connection instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX_SIZE", "8")),
+        "timeout": 30,
+        "max_idle": 300,
+    }
 # Parallel test runs on one PostgreSQL server each get their own test database.
 DATABASES["default"]["TEST"] = {
     "NAME": (

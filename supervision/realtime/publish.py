@@ -29,41 +29,49 @@ from supervision.realtime.events import (
     AlertUpdatedEvent,
     ChainStatusEvent,
     ChainSummaryJson,
+    audience_group,
     chain_group,
 )
-from supervision.selectors import alert_event_json
+from supervision.selectors import alert_event_json, alert_mask
 
 log = logging.getLogger(__name__)
 
 #: Default for `settings.CHAIN_STATUS_MIN_INTERVAL`: seconds between two `chain.status` events of
 #: one chain caused by accepted blocks (status changes are sent at once).
-DEFAULT_CHAIN_STATUS_MIN_INTERVAL = 0.5
+DEFAULT_CHAIN_STATUS_MIN_INTERVAL = 1.0
 
 
-def _group_send(groups: Iterable[str], message: dict[str, Any]) -> None:
+def _group_send(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Each `(group, message)` in order, in one trip to the event loop."""
     layer = get_channel_layer()
     if layer is None:
         return
 
     async def send() -> None:
-        for group in groups:
+        for group, message in messages:
             await layer.group_send(group, message)
 
     async_to_sync(send)()
 
 
 def publish_alert(alert: Alert, event: AlertEventType) -> None:
-    """`alert.created` / `alert.updated` to `alerts.all` and the alert's chain group."""
-    message: AlertCreatedEvent | AlertUpdatedEvent = (
-        {"type": "alert.created", "alert": alert_event_json(alert)} if event == "alert.created"
-        else {"type": "alert.updated", "alert": alert_event_json(alert)}
-    )
+    """`alert.created` / `alert.updated` to `alerts.all` and the alert's chain group with person ids
+    masked, and to their `.unmasked` twins with them shown (see `events` on the audiences)."""
     groups = [ALL_GROUP] + ([chain_group(alert.chain_id)] if alert.chain_id else [])
-    _group_send(groups, dict(message))
+    sends: list[tuple[str, dict[str, Any]]] = []
+    for unmasked in (False, True):
+        payload = alert_event_json(alert, mask=alert_mask([alert], reveal=unmasked))
+        message: AlertCreatedEvent | AlertUpdatedEvent = (
+            {"type": "alert.created", "alert": payload} if event == "alert.created"
+            else {"type": "alert.updated", "alert": payload}
+        )
+        sends += [(audience_group(g, unmasked=unmasked), dict(message)) for g in groups]
+    _group_send(sends)
 
 
 def publish_chain_status(chain_id: str, *, throttle: bool = False) -> None:
-    """`chain.status` with `chain_summary(chain)` to `alerts.all` and the chain's group.
+    """`chain.status` with `chain_summary(chain)` to `alerts.all` and the chain's group (both
+    audiences: a chain's status names no person).
 
     With `throttle` (accepted blocks), at most one event per chain per interval leaves this
     process; one asked for inside the interval is deferred to its end and then carries the latest
@@ -82,7 +90,8 @@ def _send_chain_status(chain_id: str) -> None:
         return
     summary = cast(ChainSummaryJson, chain_summary(chain))
     message: ChainStatusEvent = {"type": "chain.status", "chain": summary}
-    _group_send([ALL_GROUP, chain_group(chain_id)], dict(message))
+    groups = [ALL_GROUP, chain_group(chain_id)]
+    _group_send((audience_group(g, unmasked=u), dict(message)) for u in (False, True) for g in groups)
 
 
 class _ChainStatusThrottle:
