@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -319,6 +319,28 @@ def _stored_duplicate(chain: Chain, block: schemas.Block, where: dict[str, int])
     )
 
 
+class _KnownIds:
+    """Identifiers this process has seen stored: entities, securities and accounts are never
+    deleted, so a hit needs no query. Only saves time; a miss asks the database."""
+
+    def __init__(self, limit: int = 500_000) -> None:
+        self.limit = limit
+        self.ids: set[tuple[str, str, str]] = set()  # (kind, chain or "", id)
+
+    def add(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        if len(self.ids) > self.limit:
+            self.ids.clear()
+        self.ids.update(keys)
+
+
+_KNOWN = _KnownIds()
+
+
+def forget_known_identifiers() -> None:
+    """For tests, whose stored rows are rolled back."""
+    _KNOWN.ids.clear()
+
+
 def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]) -> dict[str, list[str]]:
     """References to entities, accounts and securities the supervisor has not seen (ECP/1 §3)."""
     wanted: dict[str, set[str]] = {"entities": set(), "accounts": set(), "securities": set()}
@@ -329,7 +351,11 @@ def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]
             defined[_PLURAL[definition[0]]].add(definition[1])
         for kind, ids in references(tx).items():
             wanted[kind].update(ids)
-    missing = {kind: ids - defined[kind] for kind, ids in wanted.items()}
+    scope = {"entities": "", "accounts": chain.id, "securities": ""}
+    known = _KNOWN.ids
+    missing = {kind: {i for i in ids - defined[kind] if (kind, scope[kind], i) not in known}
+               for kind, ids in wanted.items()}
+    # Rows written earlier in this transaction are all in `defined`: what the query finds is committed.
     found = bulk.existing_many([
         (Entity, "id", sorted(missing["entities"]), {}),
         (Account, "account", sorted(missing["accounts"]), {"chain_id": chain.id}),
@@ -337,6 +363,7 @@ def _unresolved(chain: Chain, block: schemas.Block, defined: dict[str, set[str]]
     ])
     for kind, ids in zip(("entities", "accounts", "securities"), found, strict=True):
         missing[kind] -= ids
+        _KNOWN.add((kind, scope[kind], i) for i in ids)
     return {kind: sorted(ids) for kind, ids in missing.items() if ids}
 
 

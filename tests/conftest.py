@@ -17,6 +17,15 @@ def _fast_password_hasher(request: pytest.FixtureRequest) -> None:
         ]
 
 
+@pytest.fixture(autouse=True)
+def _forget_known_identifiers(request: pytest.FixtureRequest) -> None:
+    """Test data is rolled back, so identifiers one test stored must not count as known in the next."""
+    if request.config.pluginmanager.hasplugin("django"):
+        from businesschain.ingest import forget_known_identifiers
+
+        forget_known_identifiers()
+
+
 @pytest.fixture
 def regulator(db: Any) -> Any:
     from django.contrib.auth.models import Group, User

@@ -468,6 +468,33 @@ def test_index_tables_follow_transactions(client, sse):
     assert block["header"]["tx_count"] == 3
 
 
+def test_references_found_once_are_not_looked_up_again(client, sse):
+    sse.submit(client, [
+        sse.tx("security_listing", {"security": "600000", "issuer": ISSUER, "name": "浦江科技",
+                                    "total_shares": "1000000"}),
+        *(sse.tx("account_open", {"account": a, "holder": HOLDER, "broker": BROKER})
+          for a in ("A0000001", "A0000002")),
+    ])
+
+    def existence_queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            block = sse.submit(client, trade(sse))
+        assert Block.objects.get(block_hash=block["block_hash"]).verification["unresolved"] == {}
+        return sum('FROM "businesschain_account"' in q["sql"] for q in ctx.captured_queries)
+
+    assert existence_queries() == 1  # committed by another request: asked once
+    assert existence_queries() == 0  # then known
+    # What was not found is asked again each time: it may have been registered since.
+    sse.submit(client, [sse.tx("trade", {"security": "600000", "buyer": "A0000001", "seller": "A0000003",
+                                         "quantity": "1", "price": "1.00",
+                                         "executed_at": "2026-11-21T01:00:00.000Z"})])
+    block = sse.submit(client, [sse.tx("trade", {"security": "600000", "buyer": "A0000003",
+                                                 "seller": "A0000002", "quantity": "1", "price": "1.00",
+                                                 "executed_at": "2026-11-21T01:00:00.000Z"})])
+    unresolved = Block.objects.get(block_hash=block["block_hash"]).verification["unresolved"]
+    assert unresolved == {"accounts": ["A0000003"]}
+
+
 def test_query_count_is_independent_of_block_size(client, sse):
     def queries_for(size: int) -> int:
         block = sse.block(trade(sse, size))
