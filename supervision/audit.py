@@ -39,7 +39,7 @@ from gm import sm2
 from supervision.anchoring import GENESIS_PREV_HASH, supervision_header
 from supervision.models import Anchor, AuditRun, SupervisionBlock, SupervisionHead
 
-#: Mismatches kept in the report and the AuditRun row (all are counted).
+#: Mismatches kept in the report and the AuditRun row by default (all are counted).
 MAX_REPORTED = 1000
 CHUNK = 5000
 
@@ -119,6 +119,7 @@ class AuditReport:
     mismatch_count: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     run_id: int | None = None
+    max_reported: int = MAX_REPORTED
 
     @property
     def ok(self) -> bool:
@@ -126,7 +127,7 @@ class AuditReport:
 
     def add(self, mismatch: Mismatch) -> None:
         self.mismatch_count += 1
-        if len(self.mismatches) < MAX_REPORTED:
+        if len(self.mismatches) < self.max_reported:
             self.mismatches.append(mismatch)
 
     def summary(self) -> str:
@@ -542,12 +543,14 @@ class _Auditor:
         root = merkle.root_from_leaf_hashes(leaves).hex()
         if root != block.anchor_root:
             self.add(what="anchor_root", detail=_differs(block.anchor_root, root), **where)
-        # Derived and unsigned: a bad copy would hand out failing receipts. Checked only when the
-        # leaves match the signed root, or one edited leaf would be reported twice.
-        if root == block.anchor_root and block.chunk_roots:
+        # Derived and unsigned: a bad or missing copy would hand out failing receipts. Checked only
+        # when the leaves match the signed root, or one edited leaf would be reported twice.
+        if root == block.anchor_root:
             chunks = "".join(r.hex() for r in merkle.chunk_roots(leaves))
             if chunks != block.chunk_roots:
-                self.add(what="chunk_roots", detail="stored chunk roots differ from the anchors", **where)
+                self.add(what="chunk_roots", **where,
+                         detail="stored chunk roots differ from the anchors" if block.chunk_roots
+                         else "no chunk roots stored")
         header = supervision_header(height=block.height, prev_hash=block.prev_hash,
                                     timestamp=block.timestamp, anchor_count=block.anchor_count,
                                     anchor_root=block.anchor_root)
@@ -595,11 +598,13 @@ class _Auditor:
 
 def audit_chains(*, scope: AuditScope | None = None, trigger: str = AuditRun.Trigger.MANUAL,
                  record: bool = True, progress: ProgressBar | None = None,
-                 on_mismatch: Callable[[Mismatch], None] | None = None) -> AuditReport:
+                 on_mismatch: Callable[[Mismatch], None] | None = None,
+                 max_reported: int = MAX_REPORTED) -> AuditReport:
     """Run the audit over `scope` (everything by default); record an `AuditRun` unless `record`
-    is False. Never raises for mismatches: they are in the report."""
+    is False. Never raises for mismatches: they are in the report, every one counted in
+    `mismatch_count` and the first `max_reported` kept in `mismatches` (and the run's row)."""
     scope = scope or AuditScope()
-    report = AuditReport(scope=scope, started_at=timezone.now())
+    report = AuditReport(scope=scope, started_at=timezone.now(), max_reported=max_reported)
     run: AuditRun | None = None
     if record:
         run = AuditRun.objects.create(started_at=report.started_at, trigger=trigger, scope=scope.as_json())
@@ -623,9 +628,11 @@ def audit_chains(*, scope: AuditScope | None = None, trigger: str = AuditRun.Tri
         run.transactions_checked = report.transactions
         run.anchors_checked = report.anchors
         run.supervision_blocks_checked = report.supervision_blocks
+        run.mismatch_count = report.mismatch_count
         run.mismatches = [m.as_json() for m in report.mismatches]
         run.save(update_fields=["finished_at", "ok", "blocks_checked", "transactions_checked",
-                                "anchors_checked", "supervision_blocks_checked", "mismatches"])
+                                "anchors_checked", "supervision_blocks_checked", "mismatch_count",
+                                "mismatches"])
     return report
 
 

@@ -2,44 +2,37 @@
 status, and the dashboard's summary.
 
 A receipt's Merkle tree is the anchor tree of one supervision block (at most `SEAL_MAX_PENDING`
-leaves). Its audit path is computed from the stored leaf hashes of that block only, fetched in
-one query, so answering costs the same whether a thousand or a million anchors are stored;
-recently used trees are kept in a small per-process cache (sealed blocks never change).
+leaves). Its audit path comes from the block's stored chunk roots (written at seal time; migration
+0004 filled them in for older blocks) and the leaf hashes of the one `CHUNK_LEAVES`-leaf run that
+holds the anchor, so answering costs the same whether a thousand or a million anchors are stored
+and no whole tree is ever built.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
 from businesschain import selectors
-from businesschain.errors import NotFound, PermissionDenied
+from businesschain.errors import DomainError, NotFound, PermissionDenied
 from businesschain.models import Block
 from businesschain.protocol import merkle
-from businesschain.protocol.times import format_time
+from supervision.anchoring import supervision_header
 from supervision.models import Anchor, AuditRun, SupervisionBlock, SupervisorKey
 
 _HASH_RE = re.compile(r"[0-9a-f]{64}")
-_TREE_CACHE_SIZE = 16
 
 
 def supervision_block_json(block: SupervisionBlock) -> dict[str, Any]:
     """`{"header", "hash", "signature", "public_key"}` exactly as ECP/1 §6 shapes it."""
     return {
-        "header": {
-            "height": block.height,
-            "prev_hash": block.prev_hash,
-            "timestamp": format_time(block.timestamp),
-            "anchor_count": block.anchor_count,
-            "anchor_root": block.anchor_root,
-        },
+        "header": supervision_header(height=block.height, prev_hash=block.prev_hash,
+                                     timestamp=block.timestamp, anchor_count=block.anchor_count,
+                                     anchor_root=block.anchor_root),
         "hash": block.block_hash,
         "signature": block.signature,
         "public_key": block.key.public_key,
@@ -61,63 +54,6 @@ def supervision_head_get() -> SupervisionBlock:
 
 
 # --- receipts -------------------------------------------------------------------------------------
-
-class _TreeCache:
-    """A small LRU of anchor trees by supervision block (hash, root): immutable once sealed."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[str, str], merkle.MerkleTree] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> merkle.MerkleTree | None:
-        with self._lock:
-            tree = self._items.get(key)
-            if tree is not None:
-                self._items.move_to_end(key)
-            return tree
-
-    def put(self, key: tuple[str, str], tree: merkle.MerkleTree) -> None:
-        with self._lock:
-            self._items[key] = tree
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-anchor_trees = _TreeCache(_TREE_CACHE_SIZE)
-
-
-def anchor_leaf_hashes(supervision_block_id: int) -> list[bytes]:
-    """The stored leaf hashes of one supervision block in leaf order, in one query."""
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(Anchor._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT string_agg(leaf_hash, '' ORDER BY leaf_index) FROM {table} "  # noqa: S608
-                "WHERE supervision_block_id = %s",
-                [supervision_block_id],
-            )
-            joined = cursor.fetchone()[0] or ""
-        raw = bytes.fromhex(joined)
-        return [raw[i:i + 32] for i in range(0, len(raw), 32)]
-    hashes = (Anchor.objects.filter(supervision_block_id=supervision_block_id)
-              .order_by("leaf_index").values_list("leaf_hash", flat=True))
-    return [bytes.fromhex(h) for h in hashes]
-
-
-def _anchor_tree(block: SupervisionBlock) -> merkle.MerkleTree:
-    key = (block.block_hash, block.anchor_root)
-    tree = anchor_trees.get(key)
-    if tree is None:
-        tree = merkle.MerkleTree(anchor_leaf_hashes(block.pk))
-        anchor_trees.put(key, tree)
-    return tree
-
 
 def _find_anchor(block_hash: str, chain_id: str | None) -> Anchor | None:
     """The anchor of `block_hash` (the oldest if several chains share the hash), with its
@@ -166,18 +102,27 @@ def receipt_get(*, block_hash: str, chain_id: str | None = None) -> dict[str, An
 
 
 def _audit_path(sealed: SupervisionBlock, leaf_index: int) -> list[bytes]:
-    """From the stored chunk roots and the one chunk's leaf hashes when the block has them (a
-    256-leaf read instead of 10,000); else from the whole cached tree."""
-    tree = anchor_trees.get((sealed.block_hash, sealed.anchor_root))
-    if tree is not None or not sealed.chunk_roots:
-        return (tree or _anchor_tree(sealed)).inclusion_proof(leaf_index)
-    raw = bytes.fromhex(sealed.chunk_roots)
-    roots = [raw[i:i + 32] for i in range(0, len(raw), 32)]
+    """From the stored chunk roots and the leaf hashes of the anchor's own chunk: one read of at
+    most `CHUNK_LEAVES` rows. A block of one chunk needs no stored roots (its chunk is the tree)."""
+    try:
+        raw = bytes.fromhex(sealed.chunk_roots)
+    except ValueError:
+        raw = b""
+    roots = [raw[i:i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE)]
+    chunks = -(-sealed.anchor_count // merkle.CHUNK_LEAVES)
+    if chunks > 1 and (len(raw) % merkle.HASH_SIZE or len(roots) != chunks):
+        raise DomainError(
+            f"Supervision block {sealed.height} has no usable chunk roots ({len(roots)} stored for "
+            f"{chunks} chunks of anchors): blocks sealed before they were stored get them from "
+            "`manage.py migrate` (supervision 0004); otherwise the row was altered "
+            "(`manage.py audit_chains --supervision` names it).",
+            code="chunk_roots_missing", status=500,
+        )
     start = leaf_index - leaf_index % merkle.CHUNK_LEAVES
     chunk = [bytes.fromhex(h) for h in Anchor.objects.filter(
         supervision_block_id=sealed.pk, leaf_index__gte=start, leaf_index__lt=start + merkle.CHUNK_LEAVES,
     ).order_by("leaf_index").values_list("leaf_hash", flat=True)]
-    return merkle.inclusion_proof_chunked(leaf_index, chunk, roots)
+    return merkle.inclusion_proof_chunked(leaf_index, chunk, roots if chunks > 1 else [])
 
 
 def receipt_url(block_hash: str) -> str:
@@ -227,7 +172,7 @@ def audit_run_json(run: AuditRun, *, mismatches: int = 5) -> dict[str, Any]:
         "transactions_checked": run.transactions_checked,
         "anchors_checked": run.anchors_checked,
         "supervision_blocks_checked": run.supervision_blocks_checked,
-        "mismatch_count": len(run.mismatches),
+        "mismatch_count": run.mismatch_count,
         "mismatches": run.mismatches[:mismatches],
     }
 

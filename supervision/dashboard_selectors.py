@@ -3,9 +3,8 @@ supervision.selectors / supervision.penetration). Query counts are bounded: none
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,7 +15,6 @@ from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from businesschain.models import Block, Chain, Entity, RejectedSubmission, Role, Transaction
-from businesschain.protocol.identifiers import is_prc_id, mask_prc_id
 from supervision.models import Alert
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -57,30 +55,39 @@ def chain_overview(*, now: datetime | None = None) -> list[ChainRow]:
         .values("chain_id_text")
         .annotate(max_height=Max("height"), last=Max("received_at"))
     }
-    rows = []
-    for chain in chains:
-        lag = int((now - chain.last_block_at).total_seconds()) if chain.last_block_at else None
-        behind = None
-        seen = refused.get(chain.id)
-        if seen and (chain.last_block_at is None or seen["last"] >= chain.last_block_at):
-            gap = seen["max_height"] - chain.head_height
-            behind = gap if gap > 0 else None
-        rows.append(
-            ChainRow(
-                id=chain.id,
-                name=chain.name,
-                status=chain.status,
-                height=chain.head_height,
-                head_hash=chain.head_hash,
-                last_block_at=chain.last_block_at,
-                lag_seconds=max(lag, 0) if lag is not None else None,
-                blocks_behind=behind,
-                blocks_per_minute=round(recent.get(chain.id, 0) / (RATE_WINDOW.total_seconds() / 60), 1),
-                stall_seconds=int(chain.stall_interval.total_seconds()),
-                overdue=lag is not None and lag > chain.stall_interval.total_seconds(),
-            )
-        )
-    return rows
+    return [_chain_row(c, now=now, recent=recent.get(c.id, 0), refused=refused.get(c.id)) for c in chains]
+
+
+def chain_row(chain: Chain, *, now: datetime | None = None) -> ChainRow:
+    """The overview's line for one chain (the chain page), from that chain's rows only."""
+    now = now or timezone.now()
+    recent = Block.objects.filter(chain_id=chain.id, received_at__gte=now - RATE_WINDOW).count()
+    refused = (
+        RejectedSubmission.objects.filter(chain_id_text=chain.id, height__isnull=False)
+        .aggregate(max_height=Max("height"), last=Max("received_at"))
+    )
+    return _chain_row(chain, now=now, recent=recent, refused=refused if refused["last"] else None)
+
+
+def _chain_row(chain: Chain, *, now: datetime, recent: int, refused: Mapping[str, Any] | None) -> ChainRow:
+    lag = int((now - chain.last_block_at).total_seconds()) if chain.last_block_at else None
+    behind = None
+    if refused and (chain.last_block_at is None or refused["last"] >= chain.last_block_at):
+        gap = refused["max_height"] - chain.head_height
+        behind = gap if gap > 0 else None
+    return ChainRow(
+        id=chain.id,
+        name=chain.name,
+        status=chain.status,
+        height=chain.head_height,
+        head_hash=chain.head_hash,
+        last_block_at=chain.last_block_at,
+        lag_seconds=max(lag, 0) if lag is not None else None,
+        blocks_behind=behind,
+        blocks_per_minute=round(recent / (RATE_WINDOW.total_seconds() / 60), 1),
+        stall_seconds=int(chain.stall_interval.total_seconds()),
+        overdue=lag is not None and lag > chain.stall_interval.total_seconds(),
+    )
 
 
 def blocks_per_minute_series(
@@ -134,45 +141,7 @@ def block_transactions(block: Block) -> QuerySet[Transaction]:
     return Transaction.objects.filter(block=block).order_by("index")
 
 
-# --- person identifiers -------------------------------------------------------------------------
-
-_OTHER_ID = re.compile(r"[A-Z]{2}:[A-Za-z0-9-]{1,40}")
-
-
-def person_ids_among(values: Iterable[str]) -> set[str]:
-    """Which of `values` identify natural persons: PRC ID numbers, and other-form ids of
-    entities registered as persons (one query)."""
-    values = {v for v in values if isinstance(v, str)}
-    people = {v for v in values if is_prc_id(v)}
-    others = [v for v in values if _OTHER_ID.fullmatch(v)]
-    if others:
-        people |= set(
-            Entity.objects.filter(id__in=others, kind=Entity.Kind.PERSON).values_list("id", flat=True)
-        )
-    return people
-
-
-def strings_in(value: Any) -> Iterable[str]:
-    """Every string anywhere in a JSON value."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings_in(item)
-
-
-def mask_json(value: Any, people: set[str]) -> Any:
-    """A copy of a JSON value with each person id in `people` masked."""
-    if isinstance(value, str):
-        return mask_prc_id(value) if value in people else value
-    if isinstance(value, dict):
-        return {k: mask_json(v, people) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_json(v, people) for v in value]
-    return value
+# --- entities -----------------------------------------------------------------------------------
 
 
 def entity_names(ids: Iterable[str]) -> dict[str, tuple[str, str]]:

@@ -1,7 +1,9 @@
 """The supervisor's SM2 signing key (ECP/1 §6).
 
 The private key lives only in a PEM file: `settings.SUPERVISOR_KEY_FILE`, or in development
-(`DEBUG`) `var/supervisor_key.pem`, generated on first use with mode 0600. `SupervisorKey` rows
+(`DEBUG`) `var/supervisor_key.pem`, generated on first use with mode 0600. The key is loaded (and,
+in development, generated) and registered only by the writers that sign or manage it: the sealer
+at start-up and on sealing, and `manage.py supervisor_key`; reads never write. `SupervisorKey` rows
 hold public keys and self-signed certificates; every supervision block references the key that
 signed it, so rotation (`supervisor_key_rotate`, `manage.py supervisor_key --rotate`) keeps old
 blocks verifiable. A process notices a rotated file on its next use (the file's stat is checked).
@@ -197,15 +199,15 @@ def supervisor_key_rotate() -> SigningKey:
 # --- reads ----------------------------------------------------------------------------------------
 
 def current_key() -> SupervisorKey:
-    """The current key's row; registers the configured key if none is (e.g. before the first seal)."""
+    """The current key's row. Only reads: keys are registered by `manage.py supervisor_key` and
+    by the sealer at start-up (`manage.py run_sealer`), never by a reader such as
+    `GET supervision/key`. NotFound `no_supervisor_key` while none is."""
     row = SupervisorKey.objects.filter(retired_at__isnull=True).order_by("-created_at", "-id").first()
-    if row is not None:
-        return row
-    try:
-        return SupervisorKey.objects.get(pk=signing_key().key_id)
-    except (ImproperlyConfigured, OSError) as error:  # e.g. a web host without the key file
-        raise NotFound("The supervisor key is not registered yet (the sealer registers it).",
-                       code="no_supervisor_key") from error
+    if row is None:
+        raise NotFound("No supervisor key is registered yet: the sealer registers it when it starts "
+                       "(`manage.py run_sealer`), or run `manage.py supervisor_key`.",
+                       code="no_supervisor_key")
+    return row
 
 
 def key_publication() -> dict[str, Any]:

@@ -95,7 +95,8 @@ class Anchor(models.Model):
 
 
 class AuditRun(models.Model):
-    """The result of one `audit_chains` run, shown on the dashboard."""
+    """The result of one `audit_chains` run, shown on the dashboard. `mismatch_count` is how many
+    mismatches the run found; `mismatches` keeps the first ones only (`audit.MAX_REPORTED`)."""
 
     class Trigger(models.TextChoices):
         MANUAL = "manual", "manual"
@@ -110,6 +111,7 @@ class AuditRun(models.Model):
     transactions_checked = models.PositiveBigIntegerField(default=0)
     anchors_checked = models.PositiveBigIntegerField(default=0)
     supervision_blocks_checked = models.PositiveBigIntegerField(default=0)
+    mismatch_count = models.PositiveBigIntegerField(default=0)
     mismatches = models.JSONField(default=list)
 
     class Meta:

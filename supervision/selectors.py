@@ -1,12 +1,13 @@
 """Alert reads, shaped as the supervision API answers them (§1 "Alert rules").
 
 One function builds an alert's JSON for the API and for live events (`alert_json`), so the two
-never drift apart.
+never drift apart. Person identifiers in it (entities, evidence, and any inside the texts) are
+masked by an `IdentifierMask` (`alert_mask`) unless the viewer may see them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
@@ -18,6 +19,7 @@ from businesschain.errors import InvalidInput, NotFound
 from businesschain.protocol.identifiers import is_chain_id
 from businesschain.protocol.times import format_time
 from supervision.models import Alert, AlertHistory
+from supervision.penetration import IdentifierMask, json_strings
 from supervision.realtime.events import AlertDetailJson, AlertEventJson, AlertHistoryEntry, AlertJson
 
 #: supervision API §1: every alert code and its severity.
@@ -130,40 +132,52 @@ def alert_get(*, alert_id: int | str) -> Alert:
     return alert
 
 
+def alert_mask(alerts: Iterable[Alert], *, reveal: bool) -> IdentifierMask:
+    """The mask for showing `alerts`: `reveal` for a viewer who may see person ids
+    (`penetration.can_see_person_ids`). Otherwise the registered kinds of the alerts' entities are
+    looked up (one query), so that persons without a PRC ID number are masked too."""
+    mask = IdentifierMask(reveal=reveal)
+    mask.learn(e for a in alerts for e in a.entities)
+    return mask
+
+
 def _english(language: str | None) -> bool:
     return (language or translation.get_language() or "").lower().startswith("en")
 
 
-def alert_json(alert: Alert, *, language: str | None = None) -> AlertJson:
-    """An item of `GET alerts`; title and detail in `language` (default: the active language)."""
+def alert_json(alert: Alert, *, mask: IdentifierMask | None = None, language: str | None = None) -> AlertJson:
+    """An item of `GET alerts`; title and detail in `language` (default: the active language).
+    Without `mask`, person ids are masked."""
+    if mask is None:
+        mask = alert_mask([alert], reveal=False)
     english = _english(language)
     return {
         "id": alert.pk,
         "code": alert.code,
         "severity": alert.severity,
         "status": alert.status,
-        "title": alert.title_en if english else alert.title_zh,
-        "detail": alert.detail_en if english else alert.detail_zh,
+        "title": mask.text(alert.title_en if english else alert.title_zh),
+        "detail": mask.text(alert.detail_en if english else alert.detail_zh),
         "chain": alert.chain_id or None,
         "block_height": alert.block_height,
         "tx_ids": list(alert.tx_ids),
-        "entities": list(alert.entities),
+        "entities": [mask(e) for e in alert.entities],
         "created_at": format_time(alert.created_at),
         "last_seen": format_time(alert.last_seen),
         "assignee": alert.assignee.get_username() if alert.assignee_id and alert.assignee else None,
     }
 
 
-def alert_event_json(alert: Alert) -> AlertEventJson:
+def alert_event_json(alert: Alert, *, mask: IdentifierMask) -> AlertEventJson:
     """The alert inside a live event: the list item in Chinese, plus the English texts."""
     return {
-        **alert_json(alert, language="zh-hans"),
-        "title_en": alert.title_en,
-        "detail_en": alert.detail_en,
+        **alert_json(alert, mask=mask, language="zh-hans"),
+        "title_en": mask.text(alert.title_en),
+        "detail_en": mask.text(alert.detail_en),
     }  # type: ignore[typeddict-item]
 
 
-def alert_history(alert: Alert) -> list[AlertHistoryEntry]:
+def alert_history(alert: Alert, *, mask: IdentifierMask) -> list[AlertHistoryEntry]:
     rows = AlertHistory.objects.filter(alert=alert).select_related("by").order_by("at", "id")
     return [
         {
@@ -172,16 +186,19 @@ def alert_history(alert: Alert) -> list[AlertHistoryEntry]:
             "field": row.field,
             "from": row.from_value or None,
             "to": row.to_value or None,
-            "note": row.note,
+            "note": mask.text(row.note),
         }
         for row in rows
     ]
 
 
-def alert_detail_json(alert: Alert, *, language: str | None = None) -> AlertDetailJson:
-    """`GET alerts/{id}`: the list item with its evidence and history."""
+def alert_detail_json(alert: Alert, *, reveal: bool = False, language: str | None = None) -> AlertDetailJson:
+    """`GET alerts/{id}`: the list item with its evidence and history; person ids masked unless
+    `reveal` (a viewer who may see them)."""
+    mask = IdentifierMask(reveal=reveal)
+    mask.learn([*alert.entities, *json_strings(alert.evidence)])  # one query, when masking
     return {
-        **alert_json(alert, language=language),
-        "evidence": alert.evidence,
-        "history": alert_history(alert),
+        **alert_json(alert, mask=mask, language=language),
+        "evidence": mask.json(alert.evidence),
+        "history": alert_history(alert, mask=mask),
     }  # type: ignore[typeddict-item]

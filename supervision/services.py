@@ -14,13 +14,15 @@ which reopens a closed alert (history row by the system, `by` null).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Final
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from businesschain.api.permissions import is_regulator
@@ -29,6 +31,7 @@ from businesschain.models import Chain, RejectedSubmission
 from businesschain.registry import chain_status_set
 from gm.sm3 import sm3_hex
 from supervision.models import Alert, AlertEntity, AlertHistory
+from supervision.realtime.events import AlertEventType
 from supervision.realtime.publish import publish_alert, publish_chain_status
 from supervision.selectors import ALERT_SEVERITIES
 
@@ -93,20 +96,10 @@ def alert_raise(
     racing on the unique fingerprint end with one insert, the other retrying as a repeat. Callable
     inside a caller's transaction (it then uses a savepoint). Publishes on commit.
     """
-    if severity not in SEVERITY_RANK:
-        raise ValueError(f"unknown severity {severity!r}")
-    if not code or len(code) > 32:
-        raise ValueError(f"bad alert code {code!r}")
-    if not fingerprint:
-        raise ValueError("an alert needs a fingerprint")
-    if len(fingerprint) > 255:
-        fingerprint = f"{code}:sm3:{sm3_hex(fingerprint.encode('utf-8'))}"
-    occurrence = _Occurrence(
-        code=code, severity=severity, fingerprint=fingerprint,
-        title_zh=title_zh[:300], title_en=title_en[:300], detail_zh=detail_zh, detail_en=detail_en,
-        chain_id=chain_id, block_height=block_height,
-        tx_ids=_unique(tx_ids), entities=_unique(entities),
-        evidence=dict(evidence or {}), at=at or timezone.now(),
+    occurrence = alert_occurrence(
+        code=code, severity=severity, fingerprint=fingerprint, title_zh=title_zh, title_en=title_en,
+        detail_zh=detail_zh, detail_en=detail_en, chain_id=chain_id, block_height=block_height,
+        tx_ids=tx_ids, entities=entities, evidence=evidence, at=at,
     )
     for attempt in range(_RAISE_ATTEMPTS):
         try:
@@ -119,7 +112,9 @@ def alert_raise(
 
 
 @dataclass(frozen=True, slots=True)
-class _Occurrence:
+class AlertOccurrence:
+    """One finding to raise, validated and normalised by `alert_occurrence`."""
+
     code: str
     severity: str
     fingerprint: str
@@ -135,19 +130,66 @@ class _Occurrence:
     at: datetime
 
 
+def alert_occurrence(
+    *,
+    code: str,
+    severity: str,
+    fingerprint: str,
+    title_zh: str,
+    title_en: str,
+    detail_zh: str,
+    detail_en: str,
+    chain_id: str = "",
+    block_height: int | None = None,
+    tx_ids: Iterable[str] = (),
+    entities: Iterable[str] = (),
+    evidence: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> AlertOccurrence:
+    """A finding for `alert_raise` / `alerts_raise` (same arguments): a fingerprint longer than the
+    column becomes `<code>:sm3:<hash>`, titles are cut to 300 characters, ids deduplicated."""
+    if severity not in SEVERITY_RANK:
+        raise ValueError(f"unknown severity {severity!r}")
+    if not code or len(code) > 32:
+        raise ValueError(f"bad alert code {code!r}")
+    if not fingerprint:
+        raise ValueError("an alert needs a fingerprint")
+    if len(fingerprint) > 255:
+        fingerprint = f"{code}:sm3:{sm3_hex(fingerprint.encode('utf-8'))}"
+    return AlertOccurrence(
+        code=code, severity=severity, fingerprint=fingerprint,
+        title_zh=title_zh[:300], title_en=title_en[:300], detail_zh=detail_zh, detail_en=detail_en,
+        chain_id=chain_id, block_height=block_height,
+        tx_ids=_unique(tx_ids), entities=_unique(entities),
+        evidence=dict(evidence or {}), at=at or timezone.now(),
+    )
+
+
+def alerts_raise(*, occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseResult]:
+    """`alert_raise` for many findings in a bounded number of queries, whatever their number:
+    the existing alerts are read and locked in one query (in fingerprint order), then new alerts,
+    repeats, history rows and entity links are written in bulk. Same semantics as raising them one
+    by one in order (a fingerprint repeated in the batch is a repeat of the first); one result per
+    occurrence, in order. Publishes `alert.created` / `alert.updated` per result on commit."""
+    if not occurrences:
+        return []
+    for attempt in range(_RAISE_ATTEMPTS):
+        try:
+            return _raise_many(occurrences)
+        except IntegrityError:
+            # Another transaction inserted one of these fingerprints first: read it and repeat.
+            if attempt == _RAISE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 @transaction.atomic
-def _raise_once(occ: _Occurrence) -> AlertRaiseResult:
+def _raise_once(occ: AlertOccurrence) -> AlertRaiseResult:
     alert = Alert.objects.select_for_update().filter(fingerprint=occ.fingerprint).first()
     if alert is None:
         with transaction.atomic():  # savepoint: a lost insert race leaves the outer block usable
-            alert = Alert.objects.create(
-                code=occ.code, severity=occ.severity, status=Status.OPEN, fingerprint=occ.fingerprint,
-                title_zh=occ.title_zh, title_en=occ.title_en,
-                detail_zh=occ.detail_zh, detail_en=occ.detail_en,
-                chain_id=occ.chain_id, block_height=occ.block_height,
-                tx_ids=occ.tx_ids[-MAX_EVIDENCE_IDS:], entities=occ.entities[-MAX_EVIDENCE_IDS:],
-                evidence=occ.evidence, occurrences=1, created_at=occ.at, last_seen=occ.at,
-            )
+            alert = _new_alert(occ)
+            alert.save(force_insert=True)
         _entity_links_add(alert, alert.entities)
         transaction.on_commit(lambda: publish_alert(alert, "alert.created"), robust=True)
         return AlertRaiseResult(alert=alert, created=True)
@@ -157,8 +199,79 @@ def _raise_once(occ: _Occurrence) -> AlertRaiseResult:
     return AlertRaiseResult(alert=alert, created=False)
 
 
-def _apply_repeat(alert: Alert, occ: _Occurrence) -> None:
+@transaction.atomic
+def _raise_many(occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseResult]:
+    fingerprints = sorted({occ.fingerprint for occ in occurrences})
+    known = {a.fingerprint: a for a in Alert.objects.select_for_update().filter(
+        fingerprint__in=fingerprints).order_by("fingerprint")}
+    old_entities = {fp: set(alert.entities) for fp, alert in known.items()}
+    alerts: dict[str, Alert] = dict(known)
+    new: list[Alert] = []
+    repeated: dict[str, Alert] = {}  # existing alerts with a repeat, by fingerprint
+    fields: set[str] = set()
+    history: list[AlertHistory] = []
+    results: list[AlertRaiseResult] = []
+    for occ in occurrences:
+        alert = alerts.get(occ.fingerprint)
+        if alert is None:
+            alert = alerts[occ.fingerprint] = _new_alert(occ)
+            new.append(alert)
+            results.append(AlertRaiseResult(alert=alert, created=True))
+            continue
+        update, rows = _repeat(alert, occ)
+        history += rows
+        if occ.fingerprint in known:
+            repeated[occ.fingerprint] = alert
+            fields.update(update)
+        results.append(AlertRaiseResult(alert=alert, created=False))
+    if new:
+        with transaction.atomic():  # savepoint: a lost insert race leaves the outer block usable
+            Alert.objects.bulk_create(new)
+    if repeated:
+        Alert.objects.bulk_update(list(repeated.values()), sorted(fields))
+    AlertHistory.objects.bulk_create(history)  # after the alerts: new ones now have their ids
+    gone = Q()
+    links: list[AlertEntity] = [AlertEntity(alert=a, entity_id=e) for a in new for e in a.entities]
+    for fp, alert in repeated.items():
+        now_entities = set(alert.entities)
+        if removed := old_entities[fp] - now_entities:
+            gone |= Q(alert=alert, entity_id__in=removed)
+        links += [AlertEntity(alert=alert, entity_id=e) for e in sorted(now_entities - old_entities[fp])]
+    if gone:
+        AlertEntity.objects.filter(gone).delete()
+    AlertEntity.objects.bulk_create([link for link in links if len(link.entity_id) <= 64],
+                                    ignore_conflicts=True)
+    for result in results:
+        event: AlertEventType = "alert.created" if result.created else "alert.updated"
+        transaction.on_commit(partial(publish_alert, result.alert, event), robust=True)
+    return results
+
+
+def _new_alert(occ: AlertOccurrence) -> Alert:
+    return Alert(
+        code=occ.code, severity=occ.severity, status=Status.OPEN, fingerprint=occ.fingerprint,
+        title_zh=occ.title_zh, title_en=occ.title_en, detail_zh=occ.detail_zh, detail_en=occ.detail_en,
+        chain_id=occ.chain_id, block_height=occ.block_height,
+        tx_ids=occ.tx_ids[-MAX_EVIDENCE_IDS:], entities=occ.entities[-MAX_EVIDENCE_IDS:],
+        evidence=occ.evidence, occurrences=1, created_at=occ.at, last_seen=occ.at,
+    )
+
+
+def _apply_repeat(alert: Alert, occ: AlertOccurrence) -> None:
     old_entities = set(alert.entities)
+    update, history = _repeat(alert, occ)
+    alert.save(update_fields=update)
+    AlertHistory.objects.bulk_create(history)
+
+    new_entities = set(alert.entities)
+    if gone := old_entities - new_entities:
+        AlertEntity.objects.filter(alert=alert, entity_id__in=gone).delete()
+    if added := new_entities - old_entities:
+        _entity_links_add(alert, sorted(added))
+
+
+def _repeat(alert: Alert, occ: AlertOccurrence) -> tuple[list[str], list[AlertHistory]]:
+    """A repeat applied to `alert` in memory: the fields to save and the history rows to add."""
     alert.occurrences += 1
     alert.last_seen = max(alert.last_seen, occ.at)
     alert.title_zh, alert.title_en = occ.title_zh, occ.title_en
@@ -186,14 +299,7 @@ def _apply_repeat(alert: Alert, occ: _Occurrence) -> None:
                                     "reopened: the finding recurred with a higher severity"))
             alert.status = Status.OPEN
             update.append("status")
-    alert.save(update_fields=update)
-    AlertHistory.objects.bulk_create(history)
-
-    new_entities = set(alert.entities)
-    if gone := old_entities - new_entities:
-        AlertEntity.objects.filter(alert=alert, entity_id__in=gone).delete()
-    if added := new_entities - old_entities:
-        _entity_links_add(alert, sorted(added))
+    return update, history
 
 
 def _entity_links_add(alert: Alert, entity_ids: Iterable[str]) -> None:

@@ -1,7 +1,8 @@
 """Dashboard pages: thin views over selectors. Regulators only; everything else is a 403.
 
-Person identifiers are masked for users without `supervision.view_person_identifiers`, in text and
-in links: links to a masked person carry an opaque token instead of the id.
+Person identifiers are masked for users without `supervision.view_person_identifiers`
+(`penetration.IdentifierMask`, the rule the API follows too), in text and in links: links to a
+masked person carry an opaque token instead of the id.
 """
 
 from __future__ import annotations
@@ -35,16 +36,13 @@ from django.views.decorators.http import require_GET, require_POST
 from businesschain import selectors as chain_selectors
 from businesschain.api.permissions import is_regulator
 from businesschain.errors import DomainError, NotFound
-from businesschain.protocol.identifiers import is_prc_id, mask_prc_id
 from supervision import chain_selectors as supervision_chain
 from supervision import dashboard_selectors as pages
 from supervision import figures, penetration
 from supervision.models import Alert
-from supervision.selectors import AlertFilters
+from supervision.selectors import AlertFilters, alert_mask
 from supervision.selectors import alert_list as alert_query
 from supervision.services import MAX_NOTE_LENGTH, alert_update, transition_allowed
-
-PERSON_ID_PERMISSION = "supervision.view_person_identifiers"
 
 SEVERITY_LABELS = {"critical": _("严重"), "high": _("高"), "medium": _("中"), "low": _("低")}
 STATUS_LABELS = {
@@ -104,10 +102,6 @@ def regulator_required(view: ViewFunc) -> ViewFunc:
     return login_required(wrapped)
 
 
-def can_see_person_ids(user: Any) -> bool:
-    return bool(user.has_perm(PERSON_ID_PERMISSION))
-
-
 # --- entity links and masking -------------------------------------------------------------------
 
 _TOKEN_PREFIX = "~"  # noqa: S105 - a URL marker, not a secret
@@ -146,40 +140,36 @@ class EntityLink:
 
 
 class Presenter:
-    """What one user may see of identifiers, and the links to show them."""
+    """Names of and links to the entities a page shows; what of their ids one user may see is
+    `penetration.IdentifierMask`'s rule (`mask`)."""
 
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
-        self.reveal = can_see_person_ids(request.user)
-        self._people: set[str] = set()
+        self.mask = penetration.IdentifierMask.for_user(request.user)
         self._names: dict[str, tuple[str, str]] = {}
+        self._looked_up: set[str] = set()
 
     def learn(self, ids: Iterable[str]) -> None:
-        """Look up names and person-ness of `ids` (two queries) before rendering links to them."""
-        wanted = {i for i in ids if isinstance(i, str) and i not in self._names}
+        """Look up names and kinds of `ids` (one query) before rendering links to them."""
+        wanted = {i for i in ids if isinstance(i, str) and i not in self._looked_up}
         if not wanted:
             return
-        self._names.update(pages.entity_names(wanted))
-        self._people |= pages.person_ids_among(wanted)
-        self._people |= {i for i, (_, kind) in self._names.items() if kind == "person"}
-
-    def is_person(self, entity_id: str) -> bool:
-        known = self._names.get(entity_id)
-        if known is not None:
-            return known[1] == "person"
-        return entity_id in self._people or is_prc_id(entity_id)
+        self._looked_up |= wanted
+        names = pages.entity_names(wanted)
+        self._names.update(names)
+        self.mask.know({i: kind for i, (_, kind) in names.items()})
 
     def id_text(self, entity_id: str) -> str:
-        if not self.reveal and self.is_person(entity_id):
-            return mask_prc_id(entity_id)
-        return entity_id
+        return self.mask(entity_id)
 
     def entity(self, entity_id: str, *, name: str | None = None, kind: str | None = None) -> EntityLink:
         known_name, known_kind = self._names.get(entity_id, ("", "unknown"))
-        masked = not self.reveal and self.is_person(entity_id)
+        if kind:
+            self.mask.know({entity_id: kind})  # a kind the caller read with the name
+        masked = not self.mask.reveal and self.mask.is_person(entity_id)
         ref = entity_ref_encode(entity_id) if masked else entity_id
         return EntityLink(
-            id_text=mask_prc_id(entity_id) if masked else entity_id,
+            id_text=self.mask(entity_id),
             name=name or known_name,
             kind=kind or known_kind,
             href=reverse("supervision:entity-detail", args=[ref]),
@@ -187,11 +177,10 @@ class Presenter:
         )
 
     def mask_json(self, value: Any) -> Any:
-        if self.reveal:
+        if self.mask.reveal:
             return value
-        strings = list(pages.strings_in(value))
-        self.learn(strings)
-        return pages.mask_json(value, {s for s in strings if self.is_person(s)})
+        self.learn(penetration.json_strings(value))
+        return self.mask.json(value)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -244,7 +233,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     rejections = list(chain_selectors.rejection_list()[:15])
     context = {
         "chains": chains,
-        "alerts": [_alert_row(a) for a in alerts],
+        "alerts": _alert_rows(request, alerts),
         "rejections": rejections,
         "supervision": supervision_chain.supervision_status(now=now),
         "blocks_figure": figures.blocks_per_minute_figure(
@@ -264,16 +253,25 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "connected": str(_("实时连接")),
             "connecting": str(_("正在连接…")),
             "disconnected": str(_("连接中断，正在重连…")),
+            "expired": str(_("会话已过期，实时推送已停止。")),
+            "sign_in": str(_("重新登录")),
+            "forbidden": str(_("无权接收实时推送，实时推送已停止。")),
             "seconds": str(_("秒")),
         },
     }
     return render(request, "supervision/dashboard.html", context)
 
 
-def _alert_row(alert: Alert) -> dict[str, Any]:
+def _alert_rows(request: HttpRequest, alerts: Iterable[Alert]) -> list[dict[str, Any]]:
+    alerts = list(alerts)
+    mask = alert_mask(alerts, reveal=penetration.can_see_person_ids(request.user))
+    return [_alert_row(a, mask) for a in alerts]
+
+
+def _alert_row(alert: Alert, mask: penetration.IdentifierMask) -> dict[str, Any]:
     return {
         "alert": alert,
-        "title": alert_title(alert),
+        "title": mask.text(alert_title(alert)),
         "code_label": ALERT_CODE_LABELS.get(alert.code, alert.code),
         "severity_label": SEVERITY_LABELS.get(alert.severity, alert.severity),
         "status_label": STATUS_LABELS.get(alert.status, alert.status),
@@ -323,7 +321,7 @@ def alert_list(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "page": page,
-            "rows": [_alert_row(a) for a in page.object_list],
+            "rows": _alert_rows(request, page.object_list),
             "query": query.urlencode(),
         },
     )
@@ -353,10 +351,12 @@ def _alert_context(request: HttpRequest, alert: Alert, form: TriageForm) -> dict
     presenter = Presenter(request)
     presenter.learn(alert.entities)
     history = list(alert.history.select_related("by").order_by("at", "id"))
+    for entry in history:  # shown, never saved
+        entry.note = presenter.mask.text(entry.note)
     return {
-        "row": _alert_row(alert),
+        "row": _alert_row(alert, presenter.mask),
         "alert": alert,
-        "detail_text": alert_detail_text(alert),
+        "detail_text": presenter.mask.text(alert_detail_text(alert)),
         "entities": [presenter.entity(e) for e in alert.entities],
         "evidence": json.dumps(presenter.mask_json(alert.evidence), ensure_ascii=False, indent=2)
         if alert.evidence else "",
@@ -432,7 +432,7 @@ def chain_detail(request: HttpRequest, chain_id: str) -> HttpResponse:
     except ValueError:
         before = None
     blocks = pages.recent_blocks(chain_id=chain.id, before=before)
-    row = next((r for r in pages.chain_overview() if r.id == chain.id), None)
+    row = pages.chain_row(chain)
     return render(
         request,
         "supervision/chain_detail.html",
@@ -501,7 +501,7 @@ def transaction_detail(request: HttpRequest, tx_id: str) -> HttpResponse:
         raise _not_found(error) from error
     presenter = Presenter(request)
     body = json.loads(tx.body)
-    presenter.learn(pages.strings_in(body))
+    presenter.learn(penetration.json_strings(body))
     fields = []
     for key, value in body.items():
         values = value if isinstance(value, list) else [value]

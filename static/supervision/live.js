@@ -2,7 +2,10 @@
    - alert.created / alert.updated: the alert is put (or moved) at the top of the feed and counted
      in the alerts-by-severity chart;
    - chain.status: the chain's row is updated and new blocks are added to the blocks-per-minute chart;
-   - reconnects with exponential backoff (1 s … 30 s, jittered).
+   - reconnects with exponential backoff (1 s … 30 s, jittered), except after a refusal that a retry
+     cannot mend: 4401 (no session: it expired, or the user signed out elsewhere) stops and says
+     so with a link to sign in again, 4403 (not a regulator) stops and says so. The page is not
+     reloaded: a regulator keeps what is on screen, and is told it is no longer live.
    Labels come from the page (<script type="application/json" id="live-labels">). */
 (function () {
   "use strict";
@@ -180,15 +183,35 @@
 
   // --- socket ----------------------------------------------------------------------------------
 
-  var delay = 1000;
+  // Close codes of refusals (supervision/realtime/consumers.py): reconnecting cannot help.
+  var CLOSE_UNAUTHENTICATED = 4401;
+  var CLOSE_FORBIDDEN = 4403;
+  var MIN_DELAY = 1000;
   var MAX_DELAY = 30000;
+  // The server accepts a connection before refusing it, so "open" does not prove a working stream:
+  // the backoff starts again from MIN_DELAY only after a connection that stayed up this long.
+  var STABLE_MS = 10000;
+  var delay = MIN_DELAY;
+
+  function stopLive(name) {
+    setState(name);
+    if (!state) { return; }
+    state.setAttribute("role", "alert");
+    var login = state.dataset.loginUrl;
+    if (name === "expired" && login) {
+      var next = window.location.pathname + window.location.search;
+      state.appendChild(document.createTextNode(" "));
+      state.appendChild(el("a", { href: login + "?next=" + encodeURIComponent(next) }, labels.sign_in || "sign in"));
+    }
+  }
 
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     var socket = new WebSocket(scheme + "//" + window.location.host + "/ws/alerts/");
+    var openedAt = null;
     setState("connecting");
     socket.addEventListener("open", function () {
-      delay = 1000;
+      openedAt = Date.now();
       setState("connected");
     });
     socket.addEventListener("message", function (event) {
@@ -200,7 +223,10 @@
         updateChain(message.chain);
       }
     });
-    socket.addEventListener("close", function () {
+    socket.addEventListener("close", function (event) {
+      if (event.code === CLOSE_UNAUTHENTICATED) { stopLive("expired"); return; }
+      if (event.code === CLOSE_FORBIDDEN) { stopLive("forbidden"); return; }
+      if (openedAt !== null && Date.now() - openedAt >= STABLE_MS) { delay = MIN_DELAY; }
       setState("disconnected");
       var wait = delay * (0.75 + Math.random() * 0.5);
       delay = Math.min(delay * 2, MAX_DELAY);

@@ -1,5 +1,6 @@
 """`GET alerts`, `GET alerts/{id}`, `PATCH alerts/{id}` (supervision API §1). Regulators only
-(the default permission). Thin: parse, call one selector or service, shape with the selectors."""
+(the default permission). Thin: parse, call one selector or service, shape with the selectors.
+Person identity numbers are masked unless the viewer holds `supervision.view_person_identifiers`."""
 
 from __future__ import annotations
 
@@ -9,19 +10,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.authentication import BaseAuthentication
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from businesschain.api.authentication import ChainTokenAuthentication
 from supervision import selectors
+from supervision.api.base import SupervisionApi
 from supervision.models import Alert
+from supervision.penetration import can_see_person_ids
 from supervision.services import MAX_NOTE_LENGTH, UNSET, alert_update
-
-# A chain's key is recognised (and then refused with 403) rather than reported as a bad token.
-_AUTH: list[type[BaseAuthentication]] = [ChainTokenAuthentication, *APIView.authentication_classes]
 
 
 class AlertPagination(PageNumberPagination):
@@ -29,11 +26,9 @@ class AlertPagination(PageNumberPagination):
     max_page_size = 500
 
 
-class AlertListApi(APIView):
+class AlertListApi(SupervisionApi):
     """Alerts, newest first, filtered by `code`, `severity`, `status` (each one value or a comma
     list), `chain`, `entity` and `since` (RFC 3339 time; alerts seen since then)."""
-
-    authentication_classes = _AUTH
 
     @extend_schema(
         operation_id="alert_list",
@@ -52,14 +47,13 @@ class AlertListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = selectors.alert_filters_parse(request.query_params)
         paginator = AlertPagination()
-        page = paginator.paginate_queryset(selectors.alert_list(filters=filters), request, view=self)
-        return paginator.get_paginated_response([selectors.alert_json(a) for a in page or []])
+        page = paginator.paginate_queryset(selectors.alert_list(filters=filters), request, view=self) or []
+        mask = selectors.alert_mask(page, reveal=can_see_person_ids(request.user))
+        return paginator.get_paginated_response([selectors.alert_json(a, mask=mask) for a in page])
 
 
-class AlertDetailApi(APIView):
+class AlertDetailApi(SupervisionApi):
     """One alert with its evidence and history; `PATCH` triages it."""
-
-    authentication_classes = _AUTH
 
     class InputSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=Alert.Status.values, required=False)
@@ -90,7 +84,8 @@ class AlertDetailApi(APIView):
 
     @extend_schema(operation_id="alert_detail", responses={200: dict})
     def get(self, request: Request, alert_id: str) -> Response:
-        return Response(selectors.alert_detail_json(selectors.alert_get(alert_id=alert_id)))
+        alert = selectors.alert_get(alert_id=alert_id)
+        return Response(selectors.alert_detail_json(alert, reveal=can_see_person_ids(request.user)))
 
     @extend_schema(operation_id="alert_update", request=InputSerializer, responses={200: dict})
     def patch(self, request: Request, alert_id: str) -> Response:
@@ -105,4 +100,4 @@ class AlertDetailApi(APIView):
             assignee=data.get("assignee", UNSET),
             note=data.get("note"),
         )
-        return Response(selectors.alert_detail_json(alert))
+        return Response(selectors.alert_detail_json(alert, reveal=can_see_person_ids(request.user)))

@@ -9,9 +9,9 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from supervision import penetration
+from supervision.api.base import SupervisionApi
 
 
 class EntityPagination(PageNumberPagination):
@@ -19,7 +19,7 @@ class EntityPagination(PageNumberPagination):
     max_page_size = 500
 
 
-class EntityListApi(APIView):
+class EntityListApi(SupervisionApi):
     """Entities whose id starts with `q`, whose name contains `q`, or that hold account `q`."""
 
     @extend_schema(operation_id="entity_list", responses={200: OpenApiTypes.OBJECT},
@@ -32,7 +32,7 @@ class EntityListApi(APIView):
         return paginator.get_paginated_response([penetration.entity_search_item(e, mask) for e in page])
 
 
-class EntityDetailApi(APIView):
+class EntityDetailApi(SupervisionApi):
     """An entity: kind, name, chains, accounts, ultimate controller, control group, beneficial owners."""
 
     @extend_schema(operation_id="entity_detail", responses={200: OpenApiTypes.OBJECT})
@@ -40,7 +40,7 @@ class EntityDetailApi(APIView):
         return Response(penetration.entity_detail(entity_id=entity_id, viewer=request.user))
 
 
-class EntityBeneficialOwnersApi(APIView):
+class EntityBeneficialOwnersApi(SupervisionApi):
     """Beneficial owners (受益所有人) of an organisation at `threshold` (default 0.25), with paths."""
 
     @extend_schema(operation_id="entity_beneficial_owners", responses={200: OpenApiTypes.OBJECT},
@@ -51,7 +51,7 @@ class EntityBeneficialOwnersApi(APIView):
             entity_id=entity_id, threshold=threshold, viewer=request.user))
 
 
-class EntityGraphApi(APIView):
+class EntityGraphApi(SupervisionApi):
     """Nodes and weighted holding edges within `depth` (1–6, default 3) links of the entity."""
 
     @extend_schema(operation_id="entity_graph", responses={200: OpenApiTypes.OBJECT},

@@ -7,13 +7,13 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from businesschain.errors import InvalidInput
+from supervision.api.base import SupervisionApi
 from supervision.evidence import document_sm3, evidence_records, sm3_checked
 
 
-class EvidenceVerifyApi(APIView):
+class EvidenceVerifyApi(SupervisionApi):
     parser_classes = [MultiPartParser, JSONParser]
 
     @extend_schema(operation_id="evidence_verify", request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)

@@ -4,22 +4,18 @@ key, and the block explorer (`chains/{chain}/blocks/{height}`, which shows the a
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from businesschain.api.authentication import ChainTokenAuthentication, chain_token
+from businesschain.api.authentication import chain_token
 from businesschain.api.permissions import IsAuthenticatedParty, IsRegulatorOrOwnChain
 from supervision import chain_selectors, keys
+from supervision.api.base import SupervisionApi
 
-_AUTH: list[type[BaseAuthentication]] = [ChainTokenAuthentication, *APIView.authentication_classes]
 
-
-class ReceiptDetailApi(APIView):
+class ReceiptDetailApi(SupervisionApi):
     """The inclusion proof of an accepted block in the supervision chain; 202 until sealed."""
 
-    authentication_classes = _AUTH
     permission_classes = [IsAuthenticatedParty]
 
     @extend_schema(responses={200: dict, 202: OpenApiResponse(description='{"status": "pending"}')})
@@ -32,10 +28,9 @@ class ReceiptDetailApi(APIView):
         return Response(receipt)
 
 
-class SupervisionHeadApi(APIView):
+class SupervisionHeadApi(SupervisionApi):
     """The latest sealed supervision block."""
 
-    authentication_classes = _AUTH
     permission_classes = [IsAuthenticatedParty]
 
     @extend_schema(responses={200: dict})
@@ -43,10 +38,9 @@ class SupervisionHeadApi(APIView):
         return Response(chain_selectors.supervision_block_json(chain_selectors.supervision_head_get()))
 
 
-class SupervisionBlockDetailApi(APIView):
+class SupervisionBlockDetailApi(SupervisionApi):
     """One supervision block by height."""
 
-    authentication_classes = _AUTH
     permission_classes = [IsAuthenticatedParty]
 
     @extend_schema(responses={200: dict})
@@ -55,21 +49,21 @@ class SupervisionBlockDetailApi(APIView):
         return Response(chain_selectors.supervision_block_json(block))
 
 
-class SupervisionKeyApi(APIView):
+class SupervisionKeyApi(SupervisionApi):
     """The supervisor's current SM2 public key and certificate, and the retired keys."""
 
-    authentication_classes = _AUTH
     permission_classes = [IsAuthenticatedParty]
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses={200: dict, 404: OpenApiResponse(
+        description='{"code": "no_supervisor_key"}: no key registered yet (the sealer registers it '
+                    'at start-up, or `manage.py supervisor_key`)')})
     def get(self, request: Request) -> Response:
         return Response(keys.key_publication())
 
 
-class ChainBlockDetailApi(APIView):
+class ChainBlockDetailApi(SupervisionApi):
     """A stored business block, its verification record and its anchor (ECP/1 §5)."""
 
-    authentication_classes = _AUTH
     permission_classes = [IsRegulatorOrOwnChain]
 
     @extend_schema(responses={200: dict})

@@ -1,7 +1,8 @@
 """`/ws/alerts/`: live alerts and chain status for signed-in regulators (supervision API §1).
 
-Thin: the only database work is the regulator check at connect; events arrive ready-made from
-the channel layer (supervision.realtime.publish) and are passed on unchanged.
+Thin: the only database work is the regulator and person-identifier permission check at connect;
+events arrive ready-made from the channel layer (supervision.realtime.publish) and are passed on
+unchanged.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from businesschain.api.permissions import is_regulator
 from businesschain.protocol.identifiers import is_chain_id
+from supervision.penetration import can_see_person_ids
 from supervision.realtime.events import (
     ALL_GROUP,
     AlertCreatedEvent,
     AlertUpdatedEvent,
     ChainStatusEvent,
+    audience_group,
     chain_group,
 )
 
@@ -29,9 +32,11 @@ CLOSE_BAD_REQUEST = 4400
 
 
 class AlertsConsumer(AsyncJsonWebsocketConsumer):
-    """Joins `alerts.all`, or only `alerts.chain.<id>` with `?chain=<id>`. Refusals accept the
-    handshake first and then close, so that browsers see the close code: 4401 without a session,
-    4403 for a user who is not a regulator, 4400 for a malformed `chain` parameter."""
+    """Joins `alerts.all`, or only `alerts.chain.<id>` with `?chain=<id>`; the `.unmasked` twin of
+    that group when the user may see person identifiers (decided at connect: a permission granted
+    or withdrawn later applies from the next connection). Refusals accept the handshake first and
+    then close, so that browsers see the close code: 4401 without a session, 4403 for a user who
+    is not a regulator, 4400 for a malformed `chain` parameter."""
 
     joined: tuple[str, ...] = ()
 
@@ -40,7 +45,8 @@ class AlertsConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self._refuse(CLOSE_UNAUTHENTICATED)
             return
-        if not await database_sync_to_async(is_regulator)(user):
+        regulator, unmasked = await database_sync_to_async(_access)(user)
+        if not regulator:
             await self._refuse(CLOSE_FORBIDDEN)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
@@ -48,7 +54,7 @@ class AlertsConsumer(AsyncJsonWebsocketConsumer):
         if chain and not is_chain_id(chain):
             await self._refuse(CLOSE_BAD_REQUEST)
             return
-        self.joined = (chain_group(chain),) if chain else (ALL_GROUP,)
+        self.joined = (audience_group(chain_group(chain) if chain else ALL_GROUP, unmasked=unmasked),)
         for group in self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -80,3 +86,9 @@ class AlertsConsumer(AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content: Any) -> str:
         return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+
+
+def _access(user: Any) -> tuple[bool, bool]:
+    """(is a regulator, may see person identifiers)."""
+    regulator = is_regulator(user)
+    return regulator, regulator and can_see_person_ids(user)

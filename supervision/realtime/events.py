@@ -2,14 +2,20 @@
 sends on `/ws/alerts/`, and every message the channel layer carries to `AlertsConsumer`.
 
 Groups: `alerts.all` (every alert and every chain's status) and `alerts.chain.<chain id>` (alerts
-naming that chain and its status; a client joins it with `/ws/alerts/?chain=<id>`).
+naming that chain and its status; a client joins it with `/ws/alerts/?chain=<id>`). Each has an
+`.unmasked` twin (`audience_group`) carrying the same events with person identifiers shown: a
+connection joins the twin only when its user holds `supervision.view_person_identifiers`, and the
+plain groups carry alerts with person ids masked. The choice is made once per connection at
+connect, and each event is built once per audience at publish, so that any number of ASGI workers
+pass events on unchanged and unmasked ids never reach a socket of a user who may not see them.
 
 Channel-layer messages are the frames themselves: `{"type": "alert.created", "alert": …}` is handled
 by `AlertsConsumer.alert_created` and sent on unchanged.
 
 Language: `alert.title` and `alert.detail` are Chinese (zh-hans, the site's default language); the
 English texts ride along as `title_en` and `detail_en` so an English page can switch. Apart from
-these two keys, `alert` is exactly an item of `GET /api/v1/alerts` (same function builds both).
+these two keys, `alert` is exactly an item of `GET /api/v1/alerts` as the connection's user gets it
+(same function builds both).
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ ALL_GROUP = "alerts.all"
 
 def chain_group(chain_id: str) -> str:
     return f"alerts.chain.{chain_id}"
+
+
+def audience_group(group: str, *, unmasked: bool) -> str:
+    """`group` for viewers who see person ids masked, its `.unmasked` twin for those who may see them."""
+    return f"{group}.unmasked" if unmasked else group
 
 
 class AlertJson(TypedDict):

@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -40,6 +41,14 @@ def isolated_channel_layer(settings) -> Iterator[None]:
 def fast_password_hashing(settings) -> None:
     """Users here are made with passwords; PBKDF2's deliberate slowness buys nothing in tests."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def shared_connection(db) -> Iterator[None]:
+    """Keep websocket consumers from closing the test's connection (channels' own communicator does
+    this only while it waits; deferred sends run at other times)."""
+    with mock.patch("channels.db.close_old_connections", lambda: None):
+        yield
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ tests share the test transaction and run its on-commit callbacks with
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -21,14 +19,6 @@ from tests.chainkit import TestChain
 from tests.supervision.alerts.wsclient import WebsocketCommunicator
 
 TIMEOUT = 3
-
-
-@pytest.fixture
-def shared_connection(db) -> Iterator[None]:
-    """Keep consumers from closing the test's connection (channels' own communicator does this
-    only while it waits; deferred sends run at other times)."""
-    with mock.patch("channels.db.close_old_connections", lambda: None):
-        yield
 
 
 def ws(cookie: str | None = None, path: str = "/ws/alerts/") -> WebsocketCommunicator:

@@ -8,6 +8,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from businesschain.errors import DomainError, NotFound
@@ -16,8 +17,10 @@ from supervision.selectors import ALERT_CODES
 from supervision.services import (
     MAX_EVIDENCE_IDS,
     SEVERITIES,
+    alert_occurrence,
     alert_raise,
     alert_update,
+    alerts_raise,
     severity_for,
     transition_allowed,
 )
@@ -173,6 +176,130 @@ def test_concurrent_first_raises_of_one_fingerprint_make_one_alert():
     alert = Alert.objects.get()
     assert alert.occurrences == 4
     assert AlertEntity.objects.count() == 2
+
+
+# --- raising many at once --------------------------------------------------------------------
+
+def wash_trade_values(**overrides):
+    values = {
+        "code": "wash_trade", "severity": "high", "fingerprint": "wash_trade:sse:T1",
+        "title_zh": "对倒交易", "title_en": "Wash trade", "detail_zh": "买卖双方同属一个控制组",
+        "detail_en": "Buyer and seller are in one control group", "chain_id": "sse", "block_height": 7,
+        "tx_ids": ["a" * 64], "entities": ["E1", "E2"], "evidence": {"security": "600000"},
+    }
+    values.update(overrides)
+    return values
+
+
+def stored_state():
+    """Everything raising writes, without ids: alerts, their history and their entity rows."""
+    alerts = sorted(Alert.objects.values_list(
+        "fingerprint", "code", "severity", "status", "title_en", "detail_en", "chain_id", "block_height",
+        "tx_ids", "entities", "evidence", "occurrences", "created_at", "last_seen"))
+    history = sorted(AlertHistory.objects.values_list(
+        "alert__fingerprint", "at", "by", "field", "from_value", "to_value", "note"))
+    links = sorted(AlertEntity.objects.values_list("alert__fingerprint", "entity_id"))
+    return alerts, history, links
+
+
+def test_raising_many_at_once_writes_what_raising_them_one_by_one_writes(regulator):
+    t0 = timezone.now() - timedelta(hours=1)
+    batch = [  # a repeat that raises the severity of a closed alert, a new alert repeated in the
+        # batch, a plain repeat, an entity list past its bound
+        wash_trade_values(fingerprint="fp:closed", severity="critical", entities=["E3"], at=t0),
+        wash_trade_values(fingerprint="fp:new", tx_ids=["b" * 64], at=t0 + timedelta(minutes=1)),
+        wash_trade_values(fingerprint="fp:new", severity="critical", entities=["E9"], detail_en="again",
+                          evidence={"price": "10.5"}, at=t0 + timedelta(minutes=2)),
+        wash_trade_values(fingerprint="fp:open", block_height=9, tx_ids=["c" * 64], at=t0),
+        wash_trade_values(fingerprint="fp:full", entities=[f"N{i}" for i in range(MAX_EVIDENCE_IDS)], at=t0),
+    ]
+
+    def prepare():
+        Alert.objects.all().delete()
+        closed = alert_raise(**wash_trade_values(fingerprint="fp:closed", severity="medium",
+                                                 at=t0 - timedelta(days=1))).alert
+        alert_update(alert_id=closed.pk, by=regulator, status="closed")
+        AlertHistory.objects.all().delete()  # the triage row carries the wall clock
+        alert_raise(**wash_trade_values(fingerprint="fp:open", at=t0 - timedelta(days=1)))
+        alert_raise(**wash_trade_values(fingerprint="fp:full", at=t0 - timedelta(days=1)))
+
+    prepare()
+    one_by_one = [alert_raise(**values) for values in batch]
+    expected = stored_state()
+    prepare()
+    at_once = alerts_raise(occurrences=[alert_occurrence(**values) for values in batch])
+    assert stored_state() == expected
+    assert [r.created for r in at_once] == [r.created for r in one_by_one] == [False, True, False, False, False]
+    assert [r.alert.fingerprint for r in at_once] == [values["fingerprint"] for values in batch]
+    alerts, history, links = expected
+    assert [(a[0], a[2], a[3], a[11]) for a in alerts] == [  # fingerprint, severity, status, occurrences
+        ("fp:closed", "critical", "open", 2), ("fp:full", "high", "open", 2),
+        ("fp:new", "critical", "open", 2), ("fp:open", "high", "open", 2)]
+    assert [(h[0], h[3], h[4], h[5]) for h in history] == [
+        ("fp:closed", "severity", "medium", "critical"), ("fp:closed", "status", "closed", "open"),
+        ("fp:new", "severity", "high", "critical")]
+    assert ("fp:full", "E1") not in links and ("fp:full", "N0") in links  # the oldest entity went
+
+
+def test_raising_many_at_once_publishes_each_result_on_commit_only(django_capture_on_commit_callbacks):
+    raise_wash_trade(fingerprint="fp:old")
+    batch = [alert_occurrence(**wash_trade_values(fingerprint=fp)) for fp in ("fp:old", "fp:new", "fp:new")]
+    with mock.patch("supervision.services.publish_alert") as publish:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            results = alerts_raise(occurrences=batch)
+        publish.assert_not_called()
+        for callback in callbacks:
+            callback()
+    assert [(c.args[0].pk, c.args[1]) for c in publish.call_args_list] == [
+        (results[0].alert.pk, "alert.updated"), (results[1].alert.pk, "alert.created"),
+        (results[1].alert.pk, "alert.updated")]
+
+
+def test_raising_many_at_once_takes_the_same_queries_for_3_or_60_findings():
+    def queries(n: int, prefix: str) -> tuple[int, int]:
+        batch = [alert_occurrence(**wash_trade_values(fingerprint=f"{prefix}:{i}", entities=[f"E{i}"]))
+                 for i in range(n)]
+        with CaptureQueriesContext(connection) as first:
+            assert all(r.created for r in alerts_raise(occurrences=batch))
+        again = [alert_occurrence(**wash_trade_values(fingerprint=f"{prefix}:{i}", entities=[f"X{i}"],
+                                                      severity="critical")) for i in range(n)]
+        with CaptureQueriesContext(connection) as repeat:
+            assert not any(r.created for r in alerts_raise(occurrences=again))
+        return len(first.captured_queries), len(repeat.captured_queries)
+
+    few, many = queries(3, "few"), queries(60, "many")
+    assert few == many, (few, many)
+    assert Alert.objects.filter(occurrences=2, severity="critical").count() == 63
+    assert AlertHistory.objects.filter(field="severity").count() == 63
+    assert AlertEntity.objects.filter(entity_id__startswith="X").count() == 63
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and races need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_bulk_raises_of_the_same_new_fingerprints_make_one_alert_each():
+    barrier = threading.Barrier(3)
+    errors: list[BaseException] = []
+    fingerprints = [f"race:{i}" for i in range(20)]
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            alerts_raise(occurrences=[alert_occurrence(**wash_trade_values(fingerprint=fp))
+                                      for fp in fingerprints])
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(Alert.objects.values_list("fingerprint", "occurrences")) == sorted(
+        (fp, 3) for fp in fingerprints)
+    assert AlertEntity.objects.count() == 2 * len(fingerprints)
 
 
 # --- triage -----------------------------------------------------------------------------------

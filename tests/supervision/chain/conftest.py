@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gm import sm2
-from supervision import chain_selectors, keys
+from supervision import keys
 from tests.chainkit import Ids, TestChain
 
 ids = Ids(23)
@@ -26,10 +26,8 @@ def supervisor_key_file(tmp_path, settings):
     path.write_bytes(sm2.generate_private_key().to_pem())
     settings.SUPERVISOR_KEY_FILE = str(path)
     keys.forget_cached_key()
-    chain_selectors.anchor_trees.clear()
     yield tmp_path / "supervisor_key.pem"
     keys.forget_cached_key()
-    chain_selectors.anchor_trees.clear()
 
 
 def evidence(chain: TestChain, count: int = 1, tag: str = "doc") -> list[dict]:

@@ -220,3 +220,26 @@ def test_edited_chunk_roots_are_caught(chains):
     sql(f"UPDATE {table(SupervisionBlock)} SET chunk_roots = %s WHERE id = %s", ["ab" * 32, block.pk])
     report = audit_chains()
     assert [(m.what, m.supervision_height) for m in report.mismatches] == [("chunk_roots", block.height)]
+
+
+def test_missing_chunk_roots_are_caught(chains):
+    block = SupervisionBlock.objects.order_by("height").first()
+    sql(f"UPDATE {table(SupervisionBlock)} SET chunk_roots = '' WHERE id = %s", [block.pk])
+    report = audit_chains()
+    assert [(m.what, m.supervision_height, m.detail) for m in report.mismatches] == [
+        ("chunk_roots", block.height, "no chunk roots stored")]
+
+
+def test_mismatches_beyond_the_kept_list_are_counted_and_the_dashboard_shows_the_true_count(
+        chains, regulator_client):
+    edited = list(Transaction.objects.order_by("chain_id", "height", "index")[:4])
+    for tx in edited:
+        sql(f"UPDATE {table(Transaction)} SET nonce = %s WHERE id = %s", [f"forged-{tx.pk}", tx.pk])
+    report = audit_chains(max_reported=2)
+    assert report.mismatch_count == 4 and not report.ok
+    assert [m.tx_id for m in report.mismatches] == [tx.tx_id for tx in edited[:2]]
+    run = AuditRun.objects.get(pk=report.run_id)
+    assert run.mismatch_count == 4
+    assert [m["tx_id"] for m in run.mismatches] == [tx.tx_id for tx in edited[:2]]
+    html = regulator_client.get("/").content.decode()
+    assert "4 处不一致" in html

@@ -9,6 +9,8 @@ import stat
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from gm import cert, sm2
 from supervision import keys
@@ -98,10 +100,55 @@ def test_a_process_notices_a_rotated_key_file(supervisor_key_file):
         second.key_id]
 
 
-def test_key_endpoint_works_before_the_first_seal(client, sse):
+def test_key_endpoint_before_registration_answers_no_supervisor_key_and_writes_nothing(
+        client, sse, settings, tmp_path, django_assert_max_num_queries):
+    """Even in development, where a first signing would generate the key file, a GET only reads."""
+    settings.DEBUG = True
+    settings.SUPERVISOR_KEY_FILE = ""
+    settings.VAR_DIR = tmp_path / "var"
+    keys.forget_cached_key()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/api/v1/supervision/key", **sse.headers())
+    assert response.status_code == 404
+    assert response.json()["code"] == "no_supervisor_key"
+    assert "manage.py supervisor_key" in response.json()["detail"]
+    assert "run_sealer" in response.json()["detail"]
+    writes = [q["sql"] for q in queries
+              if q["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert writes == []
+    assert not SupervisorKey.objects.exists()
+    assert not (tmp_path / "var" / "supervisor_key.pem").exists()
+
+
+def test_key_endpoint_publishes_the_key_the_command_registered(client, sse):
+    assert client.get("/api/v1/supervision/key", **sse.headers()).json()["code"] == "no_supervisor_key"
+    out = io.StringIO()
+    call_command("supervisor_key", stdout=out)
     response = client.get("/api/v1/supervision/key", **sse.headers())
     assert response.status_code == 200
     assert response.json()["previous"] == []
-    out = io.StringIO()
-    call_command("supervisor_key", stdout=out)
+    assert response.json()["fingerprint"] == SupervisorKey.objects.get().fingerprint
     assert response.json()["fingerprint"] in out.getvalue()
+
+
+def test_sealer_start_up_registers_the_key_the_endpoint_publishes(client, sse, supervisor_key_file,
+                                                                   monkeypatch):
+    """`run_sealer` loads and registers the key before its loop starts (the loop is not run here)."""
+    import signal
+
+    from supervision.management.commands import run_sealer
+
+    loops = []
+    monkeypatch.setattr(run_sealer.Sealer, "run", lambda self: loops.append(self))
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    out = io.StringIO()
+    try:
+        call_command("run_sealer", "--audit-interval", "0", stdout=out)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert len(loops) == 1
+    private = sm2.load_private_key(supervisor_key_file.read_bytes())
+    published = client.get("/api/v1/supervision/key", **sse.headers()).json()
+    assert published["public_key"] == private.public_key().to_hex()
+    assert published["fingerprint"][:16] in out.getvalue()

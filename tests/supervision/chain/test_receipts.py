@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from businesschain.models import Block
-from supervision.anchoring import anchors_sweep, supervision_block_seal
+from businesschain.protocol.hashing import compute_block_hash
+from supervision.anchoring import anchors_create, anchors_sweep, supervision_block_seal, supervision_header
 from supervision.models import Anchor, SupervisionBlock
 from tests.supervision.chain.conftest import evidence, push
 from tests.supervision.chain.verifier import cj, sm2_verify, sm3, verify_receipt
@@ -131,8 +134,8 @@ def test_a_chain_reads_only_its_own_receipts(client, regulator_client, sse, szse
     assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_block"
     assert receipt(client, "not-a-hash", sse).status_code == 404
     anonymous = Client()
-    assert receipt(anonymous, mine["block_hash"]).status_code in (401, 403)
-    assert anonymous.get("/api/v1/supervision/head").status_code in (401, 403)
+    for response in (receipt(anonymous, mine["block_hash"]), anonymous.get("/api/v1/supervision/head")):
+        assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
 
 
 def test_receipt_of_an_accepted_block_without_anchor_yet_is_pending(client, sse):
@@ -180,16 +183,51 @@ def test_blocks_seal_in_anchor_id_order_and_at_most_max_anchors_each(client, sse
 
 
 def test_receipts_from_chunk_roots_verify_in_a_large_block(regulator_client):
-    from supervision.anchoring import anchors_create
-    from supervision.chain_selectors import anchor_trees
-
     hashes = [f"{i:064x}" for i in range(1_300)]  # five full 256-leaf chunks and a partial one
     anchors_create(chain_id="sse", heights=list(range(1_300)), block_hashes=hashes)
     sealed = supervision_block_seal()
     assert sealed.anchor_count == 1_300
     assert len(SupervisionBlock.objects.get().chunk_roots) == 6 * 64
     for height in (0, 255, 256, 700, 1_280, 1_299):
-        anchor_trees.clear()  # the cold path: one chunk read, not the whole tree
-        data = receipt(regulator_client, hashes[height]).json()
+        with CaptureQueriesContext(connection) as queries:
+            data = receipt(regulator_client, hashes[height]).json()
         verify_receipt(data, chain="sse", height=height, block_hash=hashes[height])
         assert data["leaf_index"] == height and data["tree_size"] == 1_300
+        # One read of leaf hashes by supervision block: the anchor's own chunk, not the whole block.
+        leaf_reads = [q["sql"] for q in queries if "leaf_hash" in q["sql"]
+                      and '."supervision_block_id" = ' in q["sql"].partition(" WHERE ")[2]]
+        assert len(leaf_reads) == 1
+        start = height - height % 256
+        assert f'."leaf_index" >= {start}' in leaf_reads[0]
+        assert f'."leaf_index" < {start + 256}' in leaf_reads[0]
+
+
+def test_large_block_without_chunk_roots_answers_a_precise_error_not_a_whole_tree(regulator_client):
+    hashes = [f"{i:064x}" for i in range(300)]
+    anchors_create(chain_id="sse", heights=list(range(300)), block_hashes=hashes)
+    supervision_block_seal()
+    SupervisionBlock.objects.update(chunk_roots="")
+    response = receipt(regulator_client, hashes[7])
+    assert response.status_code == 500
+    assert response.json()["code"] == "chunk_roots_missing"
+    assert "manage.py migrate" in response.json()["detail"]
+
+
+def test_single_chunk_block_needs_no_stored_chunk_roots(regulator_client):
+    hashes = [f"{i:064x}" for i in range(5)]
+    anchors_create(chain_id="sse", heights=list(range(5)), block_hashes=hashes)
+    supervision_block_seal()
+    SupervisionBlock.objects.update(chunk_roots="")
+    data = receipt(regulator_client, hashes[3]).json()
+    verify_receipt(data, chain="sse", height=3, block_hash=hashes[3])
+
+
+def test_supervision_block_answer_carries_the_header_the_sealer_hashed_and_signed(regulator_client):
+    anchors_create(chain_id="sse", heights=[0], block_hashes=["ab" * 32])
+    supervision_block_seal()
+    block = SupervisionBlock.objects.get()
+    data = regulator_client.get("/api/v1/supervision/blocks/0").json()
+    assert data["header"] == supervision_header(
+        height=block.height, prev_hash=block.prev_hash, timestamp=block.timestamp,
+        anchor_count=block.anchor_count, anchor_root=block.anchor_root)
+    assert compute_block_hash(data["header"]) == block.block_hash == data["hash"]

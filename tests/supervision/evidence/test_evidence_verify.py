@@ -66,6 +66,17 @@ def test_bad_input_is_400_with_pointer(regulator_client):
     assert response.status_code == 400 and response.json()["errors"][0]["path"] == "/file"
 
 
-def test_only_regulators_may_verify(client):
-    assert client.post("/api/v1/evidence/verify", {"sm3": "ab" * 32},
-                       content_type="application/json").status_code == 401
+def test_only_regulators_may_verify(client, regulator, stored, django_user_model):
+    def verify(**headers):
+        return client.post("/api/v1/evidence/verify", {"sm3": stored[0]}, content_type="application/json",
+                           **headers)
+
+    anonymous = verify()
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "not_authenticated"
+    chain = verify(**TestChain.register("szse").headers())
+    assert chain.status_code == 403 and chain.json()["code"] == "permission_denied"  # known, not allowed
+    client.force_login(django_user_model.objects.create_user("outsider", password="x-pass-12345"))
+    assert verify().status_code == 403
+    client.force_login(regulator)
+    answer = verify()
+    assert answer.status_code == 200 and len(answer.json()["records"]) == 2

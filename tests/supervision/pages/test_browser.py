@@ -206,3 +206,81 @@ def test_alert_triage_entity_graph_and_english(page, asgi_server, regulator, wor
     assert "Related-party trade: Jia Technology" in page.inner_text("#alert-feed")
     _screenshot(page, "overview-en")
     assert page.problems == []
+
+
+def _expire_session(user) -> None:
+    from django.contrib.sessions.models import Session
+
+    Session.objects.all().delete()
+
+
+def _revoke_regulator(user) -> None:
+    user.groups.clear()
+
+
+@pytest.mark.parametrize(("change", "state", "notice"), [
+    (_expire_session, "expired", "会话已过期，实时推送已停止。"),
+    (_revoke_regulator, "forbidden", "无权接收实时推送，实时推送已停止。"),
+])
+def test_live_updates_stop_with_a_notice_when_the_server_refuses_the_reconnect(
+        page, asgi_server, regulator, world, change, state, notice):
+    attempts = []
+
+    def route(ws) -> None:
+        attempts.append(ws)
+        ws.connect_to_server()  # the real consumer decides
+
+    page.route_web_socket("**/ws/alerts/", route)
+    _log_in_with_cookie(page, asgi_server, regulator)
+    page.goto(f"{asgi_server.url}/")
+    page.wait_for_selector('#live-state[data-state="connected"]')
+    change(regulator)
+    attempts[0].close(code=1012, reason="service restart")  # the page reconnects…
+    shown = page.wait_for_selector(f'#live-state[data-state="{state}"]')  # …and is refused (4401/4403)
+    assert shown.inner_text().startswith(notice)
+    assert shown.get_attribute("role") == "alert"
+    page.wait_for_timeout(3_000)  # the old script retried every second
+    assert len(attempts) == 2
+    assert page.get_attribute("#live-state", "data-state") == state
+    if state == "expired":
+        page.click("#live-state a")  # "重新登录": the login page, back to the overview after it
+        page.wait_for_url(re.compile(r"/accounts/login/\?next=%2F$"))
+        assert page.is_visible("#id_username")
+    assert page.problems == []
+
+
+def test_other_closes_reconnect_with_growing_delays(page, asgi_server, regulator, world):
+    """A server that accepts and at once closes (an overloaded or restarting worker) is retried
+    after about 1 s, 2 s, 4 s … (±25 %), not every second."""
+    import time
+
+    attempts: list[float] = []
+    routes = []
+
+    def route(ws) -> None:
+        attempts.append(time.monotonic())
+        routes.append(ws)
+        if len(routes) == 1:
+            ws.connect_to_server()
+
+    page.route_web_socket("**/ws/alerts/", route)
+    _log_in_with_cookie(page, asgi_server, regulator)
+    page.goto(f"{asgi_server.url}/")
+    page.wait_for_selector('#live-state[data-state="connected"]')
+    page.evaluate("window.__sameDocument = true")
+    dropped = time.monotonic()
+    routes[0].close(code=1012, reason="service restart")
+    closed = 1
+    while time.monotonic() < dropped + 4.5:  # each retry is accepted (the page sees it open), then closed
+        page.wait_for_timeout(50)
+        if len(routes) > closed and page.get_attribute("#live-state", "data-state") == "connected":
+            routes[closed].close(code=1011, reason="try again later")
+            closed += 1
+    page.wait_for_selector('#live-state[data-state="disconnected"]')
+    retries = [at - dropped for at in attempts[1:]]
+    # Retries at ~1 s and ~1 + 2 s; the third is not due before 1 + 2 + 3 s (delays jittered ±25 %).
+    assert len(retries) == 2, retries
+    assert 0.7 <= retries[0] <= 1.6, retries
+    assert retries[1] - retries[0] >= 1.4, retries
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.problems == []

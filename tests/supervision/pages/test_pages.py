@@ -243,6 +243,17 @@ def test_person_ids_show_with_the_permission(revealing_client, world):
     assert reverse("supervision:entity-detail", args=[PERSON]) in html
 
 
+def test_person_ids_inside_alert_texts_and_notes_are_masked_without_the_permission(regulator_client, world):
+    alert = _alert(world, title_zh=f"关联方交易：张三（{PERSON}）", detail_zh=f"shared_person:{PERSON}")
+    regulator_client.post(reverse("supervision:alert-triage", args=[alert.pk]),
+                          {"action": "note", "note": f"已联系 {PERSON}"})
+    pages = [reverse("dashboard"), reverse("supervision:alert-list"),
+             reverse("supervision:alert-detail", args=[alert.pk])]
+    html = "".join(regulator_client.get(url).content.decode() for url in pages)
+    assert PERSON not in html
+    assert html.count(f"张三（{mask_prc_id(PERSON)}）") >= 3 and f"已联系 {mask_prc_id(PERSON)}" in html
+
+
 # --- entity page --------------------------------------------------------------------------------
 
 
@@ -288,6 +299,22 @@ def test_chain_page_lists_recent_blocks_and_rejections(regulator_client, world):
     for height in range(3):
         assert reverse("supervision:block-detail", args=["sse", height]) in html
     assert "height_gap" in html and "abcd1234" in html
+
+
+def test_chain_page_computes_the_row_of_its_own_chain_only(regulator_client, world):
+    RejectedSubmission.objects.create(chain_id_text="szse", token_prefix="ffff0000",
+                                      received_at=timezone.now(), status=409, code="height_gap",
+                                      detail="height 50 above next 0", extra={"expected_height": 0},
+                                      height=50)
+    with CaptureQueriesContext(connection) as queries:
+        html = regulator_client.get(reverse("supervision:chain-detail", args=["sse"])).content.decode()
+    assert "落后 7 块" in html  # sse refused height 9 with head 2; szse's height 50 plays no part
+    assert re.search(r"<dd>0\.3 <span class=\"muted\">", html)  # 3 blocks in the last 10 minutes
+    chain_tables = ('"businesschain_chain"', '"businesschain_block"', '"businesschain_rejectedsubmission"')
+    for query in queries:
+        source, _, where = query["sql"].partition(" FROM ")[2].partition(" WHERE ")
+        if source.startswith(chain_tables):
+            assert "'sse'" in where, query["sql"]  # no query reads every chain
 
 
 def test_transaction_page_links_entities(regulator_client, world):

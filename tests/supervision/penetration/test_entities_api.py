@@ -160,8 +160,16 @@ def test_search_with_permission_shows_ids_and_matches_prefixes(client, insider, 
     assert data["results"][0] == {"id": world["p1"], "kind": "person", "name": "张三"}
 
 
-def test_entities_are_for_regulators_only(client, world, django_user_model):
-    assert client.get(f"/api/v1/entities/{world['target']}").status_code in (401, 403)
+@pytest.mark.parametrize("path", ["", "/beneficial-owners", "/graph", "list"])
+def test_entities_are_for_regulators_only(client, regulator, ledger, world, django_user_model, path):
+    url = "/api/v1/entities?q=控股" if path == "list" else f"/api/v1/entities/{world['target']}{path}"
+    anonymous = client.get(url)
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "not_authenticated"
+    chain = client.get(url, HTTP_AUTHORIZATION=f"Token {ledger.chain.key}")  # known, not allowed
+    assert chain.status_code == 403 and chain.json()["code"] == "permission_denied"
     user = django_user_model.objects.create_user("outsider", password="x-pass-12345")
     client.force_login(user)
-    assert client.get(f"/api/v1/entities/{world['target']}").status_code == 403
+    outsider = client.get(url)
+    assert outsider.status_code == 403 and outsider.json()["code"] == "permission_denied"
+    client.force_login(regulator)
+    assert client.get(url).status_code == 200
