@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +14,15 @@ import gm
 from gm._backend import BACKENDS
 from gm.errors import BackendUnavailable
 
+#: Set by `.ci/run`: where OpenSSL's SM2 must be present, its absence fails instead of skipping.
+REQUIRE_OPENSSL = os.environ.get("GM_REQUIRE_OPENSSL") == "1"
+
+
+def _unavailable(reason: str) -> None:
+    if REQUIRE_OPENSSL:
+        pytest.fail(f"{reason} (GM_REQUIRE_OPENSSL=1)")
+    pytest.skip(reason)
+
 
 @pytest.fixture(params=BACKENDS)
 def sm2_backend(request: pytest.FixtureRequest) -> Iterator[str]:
@@ -20,7 +30,7 @@ def sm2_backend(request: pytest.FixtureRequest) -> Iterator[str]:
     try:
         previous = gm.set_backend(request.param)
     except BackendUnavailable as exc:
-        pytest.skip(f"{request.param} backend unavailable: {exc}")
+        _unavailable(f"{request.param} backend unavailable: {exc}")
     yield request.param
     gm.set_backend(previous)
 
@@ -35,11 +45,11 @@ def openssl_cli() -> str:
     """Path of an `openssl` command that knows SM2, else the test is skipped."""
     path = shutil.which("openssl")
     if path is None:
-        pytest.skip("no openssl command")
+        _unavailable("no openssl command")
     probe = subprocess.run([path, "genpkey", "-algorithm", "SM2"], capture_output=True, check=False)
     if probe.returncode != 0:
-        pytest.skip("openssl command lacks SM2")
-    return path
+        _unavailable("openssl command lacks SM2")
+    return str(path)
 
 
 def run(*args: str | Path, stdin: bytes | None = None) -> bytes:

@@ -62,7 +62,6 @@ def test_automatic_choice_falls_back_to_gmssl(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_django_system_check_reports_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("django")
     from businesschain.checks import gm_backend_check
 
     monkeypatch.setattr("sys.argv", ["manage.py", "check"])
@@ -72,7 +71,6 @@ def test_django_system_check_reports_the_backend(monkeypatch: pytest.MonkeyPatch
 
 
 def test_django_system_check_errors_without_sm3(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("django")
     from businesschain import checks
 
     monkeypatch.setattr(checks.sm3, "available", lambda: False)
