@@ -13,11 +13,9 @@ from datetime import datetime, timedelta
 from businesschain.errors import Unprocessable
 from businesschain.protocol.canonical import canonical_json_unchecked
 from businesschain.protocol.hashing import compute_block_hash, tx_canonical_json, tx_root
-from businesschain.protocol.schemas import Block
+from businesschain.protocol.schemas import GENESIS_PREV_HASH, Block
 from gm import sm2
 from gm.sm3 import sm3_hex
-
-GENESIS_PREV_HASH = "0" * 64
 
 
 class BlockRejected(Unprocessable):

@@ -15,6 +15,8 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
+from businesschain.protocol.schemas import MAX_BLOCK_TRANSACTIONS, MAX_BODY_BYTES
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -218,8 +220,8 @@ SUPERVISOR_KEY_FILE = os.environ.get("SUPERVISOR_KEY_FILE", "")
 SEAL_INTERVAL_SECONDS = float(os.environ.get("SEAL_INTERVAL_SECONDS", "2"))
 SEAL_MAX_PENDING = int(os.environ.get("SEAL_MAX_PENDING", "10000"))
 AUDIT_INTERVAL_SECONDS = float(os.environ.get("AUDIT_INTERVAL_SECONDS", "600"))
-ECP_MAX_BODY_BYTES = 32 * 1024 * 1024  # ECP/1 §4; businesschain.protocol.schemas.MAX_BODY_BYTES
-ECP_MAX_TRANSACTIONS = 10_000  # ECP/1 §4; businesschain.protocol.schemas.MAX_BLOCK_TRANSACTIONS
+ECP_MAX_BODY_BYTES = MAX_BODY_BYTES  # ECP/1 §4 (overridable, e.g. by tests)
+ECP_MAX_TRANSACTIONS = MAX_BLOCK_TRANSACTIONS
 ECP_MAX_CLOCK_SKEW_SECONDS = 300
 DATA_UPLOAD_MAX_MEMORY_SIZE = ECP_MAX_BODY_BYTES + 1024 * 1024
 

@@ -27,13 +27,13 @@ from django.utils import timezone
 from businesschain.models import Block, Chain
 from businesschain.protocol import merkle
 from businesschain.protocol.hashing import anchor_leaf_hash, compute_block_hash
+from businesschain.protocol.schemas import GENESIS_PREV_HASH
 from businesschain.protocol.times import format_time
 from supervision import keys
 from supervision.models import Anchor, SupervisionBlock, SupervisionHead
 
 log = logging.getLogger(__name__)
 
-GENESIS_PREV_HASH = "0" * 64
 #: How many missing anchors one sweep creates at most (the next sweep takes the rest).
 SWEEP_BATCH = 50_000
 
