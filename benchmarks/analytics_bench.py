@@ -4,11 +4,14 @@ Prints figures as `name: value unit`. `bench_ownership` builds a synthetic owner
 1,000,000 holdings with circular holdings and measures the integrated ownership matrix plus the
 beneficial owners of every organisation, then puts pure-networkx path enumeration beside it.
 The same matrix with entries below 1e-12 pruned is timed beside it. `--no-networkx` skips the
-networkx comparison.
+networkx comparison; `--only ownership` or `--only per-block` runs one of the two parts (the
+per-block part is `bench_block_task`, on PostgreSQL); `--profile FILE` writes a cProfile of the
+timed per-block analyses (read it with `python -m pstats FILE`).
 """
 
 from __future__ import annotations
 
+import cProfile
 import itertools
 import os
 import resource
@@ -372,6 +375,8 @@ def bench_block_task() -> None:
                              patterns=("wash_trade", "trade_ring", "threshold_crossing",
                                        "related_party_trade"))
         chain, token = chains["sse"]
+        profile_to = _option("--profile")
+        profiler = cProfile.Profile() if profile_to else None
         times: list[float] = []
         queries: list[int] = []
         stages: dict[str, list[float]] = {}
@@ -381,9 +386,13 @@ def bench_block_task() -> None:
             plan = stream.plan_block(chain.next_height, at)
             height = _bench_submit(block_submit, (chain, token), plan.transactions, at, encode_block)
             with CaptureQueriesContext(connection) as captured:
+                if profiler is not None:
+                    profiler.enable()
                 t0 = time.perf_counter()
                 result = block_analyse(chain_id="sse", height=height)
                 times.append((time.perf_counter() - t0) * 1000)
+                if profiler is not None:
+                    profiler.disable()
             queries.append(len(captured.captured_queries))
             for stage, ms in result.timings.items():
                 stages.setdefault(stage, []).append(ms)
@@ -398,6 +407,9 @@ def bench_block_task() -> None:
              "ms")
         line("block_task.stages_max", ", ".join(f"{k} {max(v):.1f}" for k, v in stages.items()), "ms")
         line("block_task.load_average", f"{os.getloadavg()[0]:.2f}", f"(1 min, {os.cpu_count()} CPUs)")
+        if profiler is not None and profile_to:
+            profiler.dump_stats(profile_to)
+            line("block_task.profile", profile_to, "(cProfile of the timed analyses)")
     finally:
         from django.db import connections
 
@@ -426,6 +438,26 @@ def _bench_submit(block_submit: object, chain_token: tuple[object, object], spec
     return int(block["header"]["height"])
 
 
+def _option(name: str) -> str | None:
+    """The value after `name` on the command line (`--profile out.prof`), if given."""
+    argv = sys.argv[1:]
+    found = [argv[k + 1] for k, arg in enumerate(argv[:-1]) if arg == name]
+    return found[-1] if found else None
+
+
+def _parts(argv: list[str]) -> set[str]:
+    """The parts named by `--only ownership|per-block` (repeatable), or both."""
+    parts = {"ownership", "per-block"}
+    chosen = {argv[k + 1] for k, arg in enumerate(argv[:-1]) if arg == "--only"}
+    chosen |= {arg.split("=", 1)[1] for arg in argv if arg.startswith("--only=")}
+    if chosen - parts:
+        raise SystemExit(f"--only takes one of {', '.join(sorted(parts))}")
+    return chosen or parts
+
+
 if __name__ == "__main__":
-    bench_ownership()
-    bench_block_task()
+    selected = _parts(sys.argv[1:])
+    if "ownership" in selected:
+        bench_ownership()
+    if "per-block" in selected:
+        bench_block_task()

@@ -38,7 +38,7 @@ from businesschain.models import (
     Role,
     Transaction,
 )
-from businesschain.protocol.identifiers import entity_id_type, mask_prc_id
+from businesschain.protocol.identifiers import entity_id_type, is_prc_id, mask_prc_id
 from supervision.analytics import ownership as own
 from supervision.models import ControlGroupMember
 
@@ -166,6 +166,7 @@ class OwnershipStructure:
         self._dropped = dropped_loops
         self._matrix: sp.spmatrix | None = None
         self._rows: sp.csr_matrix | None = None  # the matrix by rows, for `_control_unmoved`
+        self._held: np.ndarray | None = None  # per entity, the fraction of it held (W's column sums)
         self._groups = groups
         self.groups_token = groups_token or uuid.uuid4().hex
         self.base: OwnershipStructure | None = None  # the settled structure whose groups we share
@@ -227,7 +228,7 @@ class OwnershipStructure:
         if not delta:
             evolved = OwnershipStructure(inputs, groups=self._groups, groups_token=self.groups_token,
                                          dropped_loops=self._dropped, graph=self._graph, same_parties_as=self)
-            evolved._matrix, evolved._rows = self._matrix, self._rows
+            evolved._matrix, evolved._rows, evolved._held = self._matrix, self._rows, self._held
             evolved.base, evolved.pending = self.base, self.pending
             return evolved
         base = self.base or self
@@ -260,6 +261,8 @@ class OwnershipStructure:
         if self._rows is None:
             self._rows = self.matrix.tocsr()
             self._rows.sort_indices()
+        if self._held is None:
+            self._held = np.bincount(graph.W.indices, weights=graph.W.data, minlength=graph.n)
         M = self._rows
         scaled = set(graph.scaled_issuers)
         change: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
@@ -280,7 +283,8 @@ class OwnershipStructure:
             lo, hi = M.indptr[j], M.indptr[j + 1]
             for k, v in zip(M.indices[lo:hi].tolist(), M.data[lo:hi].tolist(), strict=True):
                 acc[k] += step * v
-        if any(graph.WT[j].sum() + step > 1 + 1e-9 for j, step in column_step.items()):
+        held = self._held
+        if any(float(held[j]) + step > 1 + 1e-9 for j, step in column_step.items()):
             return False
         limit = own.MAJORITY - 1e-6
         for holder, acc in change.items():
@@ -518,41 +522,119 @@ def control_group_rows(structure: OwnershipStructure) -> dict[str, tuple[str, st
 
 def stored_groups(entity_ids: Iterable[str]) -> own.ControlGroups:
     """Control groups of the given entities and of everyone in their groups, from the materialised
-    table (two indexed queries): what the per-block rules use instead of the whole graph."""
-    wanted = sorted(set(entity_ids))
+    table (one query, two index lookups): what the per-block rules use instead of the whole graph."""
+    wanted = set(entity_ids)
     if not wanted:
         return own.ControlGroups([], [], [])
-    keys = set(ControlGroupMember.objects.order_by().filter(entity_id__any_of=wanted).values_list(
-        "group_key", flat=True))
-    rows = list(ControlGroupMember.objects.order_by().filter(group_key__any_of=keys).values_list(
-        "entity_id", "group_key", "controller_id")) if keys else []
+    members = ControlGroupMember.objects.order_by()
+    rows = list(members.filter(group_key__in=members.filter(entity_id__any_of=wanted).values("group_key"))
+                .values_list("entity_id", "group_key", "controller_id"))
     return own.ControlGroups([r[0] for r in rows], [r[1] for r in rows], [r[2] or None for r in rows])
 
 
 # --- entity views -----------------------------------------------------------------------------
 
 
+def can_see_person_ids(user: Any) -> bool:
+    """Whether `user` may see person identifiers unmasked (`supervision.view_person_identifiers`)."""
+    return bool(user is not None and user.has_perm(PERSON_IDS_PERMISSION))
+
+
+#: A PRC ID number (GB 11643) inside a longer text, not part of a longer run of letters or digits
+#: (a hash, an account number).
+_PRC_ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9X](?![0-9A-Za-z])")
+
+
 class IdentifierMask:
-    """Shows person ids only to viewers allowed to see them (`supervision.view_person_identifiers`)."""
+    """The one rule for person identifiers, used by the API, the live events and the dashboard:
+    viewers allowed to see them (`supervision.view_person_identifiers`) see them as they are,
+    everyone else sees `mask_prc_id` of them.
+
+    A person is an entity whose kind is "person" (kinds given by the caller, `know` or `learn`);
+    an id of no known kind is a person when it has the form of a PRC ID number (GB 11643).
+    """
 
     def __init__(self, *, reveal: bool, kinds: Mapping[str, str] | None = None) -> None:
         self.reveal = reveal
-        self.kinds = dict(kinds or {})
+        self.kinds: dict[str, str] = {}
+        self._other_people: set[str] = set()  # persons whose ids are not PRC ID numbers
+        self._other_re: re.Pattern[str] | None = None
+        self.know(kinds or {})
 
     @classmethod
     def for_user(cls, user: Any, kinds: Mapping[str, str] | None = None) -> IdentifierMask:
-        return cls(reveal=bool(user is not None and user.has_perm(PERSON_IDS_PERMISSION)), kinds=kinds)
+        return cls(reveal=can_see_person_ids(user), kinds=kinds)
+
+    def know(self, kinds: Mapping[str, str]) -> None:
+        """Take the kinds of these entities; the first "person" or "org" given for an id stays,
+        anything else ("unknown") leaves the id to its form."""
+        for entity_id, kind in kinds.items():
+            if kind not in (Entity.Kind.PERSON, Entity.Kind.ORG):
+                continue
+            if self.kinds.setdefault(entity_id, kind) == Entity.Kind.PERSON and not is_prc_id(entity_id):
+                self._other_people.add(entity_id)
+                self._other_re = None
+
+    def learn(self, ids: Iterable[object]) -> None:
+        """Look up the registered kinds of those `ids` whose kind is not known yet (one query;
+        none for a viewer who sees every id)."""
+        if self.reveal:
+            return
+        wanted = {i for i in ids if isinstance(i, str) and 0 < len(i) <= 64 and i not in self.kinds}
+        if wanted:
+            self.know(dict(Entity.objects.order_by().filter(id__any_of=wanted).values_list("id", "kind")))
 
     def is_person(self, entity_id: str) -> bool:
         kind = self.kinds.get(entity_id)
-        if kind is not None and kind != "unknown":
-            return kind == "person"
-        return entity_id_type(entity_id) == "PRC_ID"
+        if kind in (Entity.Kind.PERSON, Entity.Kind.ORG):
+            return kind == Entity.Kind.PERSON
+        return is_prc_id(entity_id)
 
     def __call__(self, entity_id: str) -> str:
         if self.reveal or not self.is_person(entity_id):
             return entity_id
         return mask_prc_id(entity_id)
+
+    def text(self, text: str) -> str:
+        """Free text (an alert's title, a note) with the person ids inside it masked: PRC ID
+        numbers standing alone, and the other ids of known persons."""
+        if self.reveal or not text:
+            return text
+        masked = _PRC_ID_IN_TEXT.sub(lambda m: self(m.group()), text)
+        if self._other_people:
+            if self._other_re is None:
+                longest_first = sorted(self._other_people, key=len, reverse=True)
+                alternatives = "|".join(re.escape(i) for i in longest_first)
+                self._other_re = re.compile(rf"(?<![0-9A-Za-z-])(?:{alternatives})(?![0-9A-Za-z-])")
+            masked = self._other_re.sub(lambda m: mask_prc_id(m.group()), masked)
+        return masked
+
+    def json(self, value: Any) -> Any:
+        """A copy of a JSON value with person ids masked wherever they appear: strings that are
+        ids, ids inside strings (`text`), and keys."""
+        if self.reveal:
+            return value
+        if isinstance(value, str):
+            return mask_prc_id(value) if self.is_person(value) else self.text(value)
+        if isinstance(value, dict):
+            return {self.json(k) if isinstance(k, str) else k: self.json(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.json(v) for v in value]
+        return value
+
+
+def json_strings(value: Any) -> Iterable[str]:
+    """Every string anywhere in a JSON value, keys included (what `IdentifierMask.learn` takes)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                yield key
+            yield from json_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from json_strings(item)
 
 
 def share_text(value: float | Decimal) -> str:
@@ -619,7 +701,7 @@ def _owners(structure: OwnershipStructure, org: str, threshold: float, *, with_p
     out: list[dict[str, Any]] = []
     for owner in owners:
         kind, name = names.get(owner.id, (structure.graph.kind_of(owner.id), ""))
-        mask.kinds.setdefault(owner.id, kind)
+        mask.know({owner.id: kind})
         item: dict[str, Any] = {
             "id": mask(owner.id), "name": name, "kind": kind,
             "share": share_text(owner.share), "direct": share_text(owner.direct),
@@ -710,12 +792,12 @@ def entity_search(*, q: str, viewer: Any = None) -> QuerySet[Entity]:
     entities = Entity.objects.order_by("id")
     if not q:
         return entities
-    reveal = bool(viewer is not None and viewer.has_perm(PERSON_IDS_PERMISSION))
+    reveal = can_see_person_ids(viewer)
     by_id = Q(id__istartswith=q) if reveal else (Q(id__istartswith=q) & ~Q(kind=Entity.Kind.PERSON)) | Q(id=q)
     holders = Account.objects.order_by().filter(account=q.upper()).values("holder_id")
     return entities.filter(by_id | Q(name__icontains=q) | Q(id__in=holders))
 
 
 def entity_search_item(entity: Entity, mask: IdentifierMask) -> dict[str, Any]:
-    mask.kinds.setdefault(entity.id, entity.kind)
+    mask.know({entity.id: entity.kind})
     return {"id": mask(entity.id), "kind": entity.kind, "name": entity.name}

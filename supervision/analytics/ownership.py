@@ -5,9 +5,12 @@ Integrated ownership is `M = P (I − A)⁻¹` (API §1). We work with one matri
 non-organisation columns are empty and `M = W (I − W)⁻¹` restricted to organisation columns is exactly
 `P (I − A)⁻¹`; equivalently `M = W + M A` (every path ends with one direct holding).
 
-Control (实际控制人, control groups) follows a chain: an entity's parent is its active actual
-controller if it has one, else its most immediate > 50 % integrated owner; the ultimate controller
-is the top of that chain. Thresholds use `SHARE_TOLERANCE` (1e-9) so that 0.5 × 0.5 meets 25 %.
+Control follows API §1 literally, not a chain of control: an organisation's ultimate controller
+(实际控制人) is the person with an active `actual_controller` role in it; otherwise the entity with
+integrated ownership > 50 % of it that is not itself owned > 50 % (integrated) by someone else;
+otherwise none. A control group is the entities sharing an ultimate controller, with that
+controller, merged with the parties of active concert-party agreements. Thresholds use
+`SHARE_TOLERANCE` (1e-9) so that 0.5 × 0.5 meets 25 %.
 
 How it is solved (measured facts in STYLE.md: a monolithic LU of (I − A) is slow and huge):
 
@@ -19,8 +22,8 @@ How it is solved (measured facts in STYLE.md: a monolithic LU of (I − A) is sl
   on the cyclic blocks only (`splu(permc_spec="NATURAL")`, batched). Weak components need no
   separate loop: the products never mix them, and one vectorised sweep over all of them beats a
   Python loop over 100k small ones.
-* One row or one column (`integrated_ownership`, `integrated_owners_of`): the reachable subgraph is
-  ordered holders-before-issuers (condensation order), which makes `I − B` block triangular, so an
+* One column (`integrated_owners_of`): the subgraph that reaches the organisation is ordered
+  holders-before-issuers (condensation order), which makes `I − B` block triangular, so an
   `splu` with natural ordering and diagonal pivots fills in only inside cyclic blocks. Diagonal
   pivots are stable here: with every org's holders summing to ≤ 1, `I − B` is diagonally dominant.
 
@@ -63,6 +66,7 @@ BENEFICIAL_OWNER_THRESHOLD = 0.25
 RELATED_STAKE = 0.05
 ACTUAL_CONTROLLER = "actual_controller"
 _CLOSED_LOOP_SLACK = 1e-12  # a block whose members are all ≥ 1 − this held inside it is singular
+_SHARE_DIGITS = 12  # shares agreeing to 12 places tie (owners then go by id)
 _LU_BATCH_CLASSES = (8, 64)  # cyclic blocks up to 64 orgs are factorised together by size class
 
 IntArray = NDArray[np.int64]
@@ -411,10 +415,10 @@ def _lu_natural(m: sp.spmatrix) -> SuperLU:
     return splu(sp.csc_matrix(m), permc_spec="NATURAL", diag_pivot_thresh=0.0)
 
 
-def _solve_one(graph: OwnershipGraph, entity: int, *, upstream: bool) -> tuple[IntArray, FloatArray]:
-    """Row (downstream: what `entity` owns) or column (upstream: who owns `entity`) of M."""
+def _solve_column(graph: OwnershipGraph, entity: int) -> tuple[IntArray, FloatArray]:
+    """Column `entity` of M (who owns `entity`), over the entities that reach it."""
     s = graph.structure
-    nodes = np.concatenate(_bfs(graph.WT if upstream else graph.W, np.array([entity], dtype=np.int64)))
+    nodes = np.concatenate(_bfs(graph.WT, np.array([entity], dtype=np.int64)))
     if nodes.size == 1 and _entry(graph.W, entity, entity) == 0.0:
         return nodes[:0], np.empty(0)
     nodes = nodes[np.argsort(s.topo_pos[nodes], kind="stable")]
@@ -423,8 +427,8 @@ def _solve_one(graph: OwnershipGraph, entity: int, *, upstream: bool) -> tuple[I
     k = int(np.flatnonzero(nodes == entity)[0])
     rhs = np.zeros(len(nodes))
     rhs[k] = 1.0
-    # (I − W)⁻¹ = I + M, so M's row/column is the solve minus the unit vector.
-    x = lu.solve(rhs) if upstream else lu.solve(rhs, trans="T")
+    # (I − W)⁻¹ = I + M, so M's column is the solve minus the unit vector.
+    x = lu.solve(rhs)
     x[k] -= 1.0
     return nodes, x
 
@@ -434,21 +438,12 @@ def _as_dict(graph: OwnershipGraph, nodes: IntArray, values: FloatArray, exclude
     return {graph.ids[i]: float(v) for i, v in zip(nodes[keep], values[keep], strict=True)}
 
 
-def integrated_ownership(graph: OwnershipGraph, holder: str) -> dict[str, float]:
-    """Integrated ownership of `holder` in every organisation it reaches (itself excluded)."""
-    i = graph.index.get(holder)
-    if i is None:
-        return {}
-    nodes, values = _solve_one(graph, i, upstream=False)
-    return _as_dict(graph, nodes, values, i)
-
-
 def integrated_owners_of(graph: OwnershipGraph, org: str) -> dict[str, float]:
     """Integrated ownership in `org` of every entity that reaches it (`org` itself excluded)."""
     j = graph.index.get(org)
     if j is None:
         return {}
-    nodes, values = _solve_one(graph, j, upstream=True)
+    nodes, values = _solve_column(graph, j)
     return _as_dict(graph, nodes, values, j)
 
 
@@ -612,7 +607,7 @@ def _beneficial_owners(graph: OwnershipGraph, org: str, owners: Mapping[str, flo
             reasons += (ACTUAL_CONTROLLER,)
         if reasons:
             found.append(BeneficialOwner(person, share, graph.direct(person, org), reasons))
-    found.sort(key=lambda b: (-b.share, b.id))
+    found.sort(key=lambda b: (-round(b.share, _SHARE_DIGITS), b.id))
     return found
 
 
@@ -630,10 +625,10 @@ def beneficial_owners_all(graph: OwnershipGraph, roles: RoleIndex | Iterable[Rol
     hit, rows, cols = hit[person], rows[person], cols[person]
     share = M.data[hit]
     direct = np.asarray(graph.W[rows, cols]).ravel() if hit.size else np.empty(0)
-    order = np.lexsort((rows, -share, cols))  # by org, share descending, then row
     ids = graph.ids
+    order = _owner_order(ids, rows, cols, share)
     result: dict[str, list[BeneficialOwner]] = defaultdict(list)
-    with _gc_paused():  # ~10⁵ acyclic objects: generational GC rescans would double the time
+    with gc_paused():  # ~10⁵ acyclic objects: generational GC rescans would double the time
         for r, c, v, d in zip(rows[order].tolist(), cols[order].tolist(), share[order].tolist(),
                               direct[order].tolist(), strict=True):
             result[ids[c]].append(BeneficialOwner(ids[r], v, d, ("ownership",)))
@@ -648,8 +643,27 @@ def beneficial_owners_all(graph: OwnershipGraph, roles: RoleIndex | Iterable[Rol
     return dict(result)
 
 
+def _owner_order(ids: Sequence[str], rows: IntArray, cols: IntArray, share: FloatArray) -> IntArray:
+    """Positions by org, then share descending, then owner id, as `_beneficial_owners` orders one
+    org's owners (shares compared to 12 places, so the two computations agree on ties). Rows sort
+    by index first; only runs of equal shares are re-sorted by id (few)."""
+    rounded = np.round(share, _SHARE_DIGITS)
+    order = np.lexsort((rows, -rounded, cols))
+    c, v = cols[order], rounded[order]
+    tie = np.flatnonzero((c[1:] == c[:-1]) & (v[1:] == v[:-1]))
+    if tie.size:
+        gap = np.diff(tie) > 1
+        for start, stop in zip(tie[np.r_[True, gap]].tolist(), (tie[np.r_[gap, True]] + 2).tolist(),
+                               strict=True):
+            order[start:stop] = sorted(order[start:stop].tolist(), key=lambda k: ids[int(rows[k])])
+    return order
+
+
 @contextmanager
-def _gc_paused() -> Iterator[None]:
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a burst of short-lived or acyclic allocations: the
+    objects are freed by reference counting, and collections triggered on the way would rescan
+    every long-lived object (a whole-heap pass took 100–200 ms in the per-block benchmark)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -710,9 +724,6 @@ class ControlGroups:
         i = self._index.get(entity)
         return entity if i is None else self._group[i]
 
-    def __call__(self, entity: str) -> str:
-        return self.group_of(entity)
-
     def controller_of(self, entity: str) -> str | None:
         i = self._index.get(entity)
         return None if i is None else self._controller[i]
@@ -726,9 +737,6 @@ class ControlGroups:
 
     def members(self, group_id: str) -> frozenset[str]:
         return self._members.get(group_id, frozenset({group_id}))
-
-    def same_group(self, a: str, b: str) -> bool:
-        return self.group_of(a) == self.group_of(b)
 
 
 def control_groups(graph: OwnershipGraph, roles: RoleIndex | Iterable[Role],
@@ -805,6 +813,11 @@ class RelatedParties:
         self.groups = groups
         self.roles = RoleIndex.of(roles)
 
+    def may_relate(self, entity: str) -> bool:
+        """Whether `entity` can be related to anyone outside its control group: it has a person in
+        an active role or holds one, or it has a direct stake in the graph (held or holding)."""
+        return entity in self.roles.persons_of or entity in self.roles.orgs_of or entity in self.graph
+
     def _linked_persons(self, entity: str) -> set[str]:
         people = set(self.roles.persons_of.get(entity, ()))
         if entity in self.roles.orgs_of:
@@ -826,12 +839,6 @@ class RelatedParties:
 
     def __call__(self, a: str, b: str) -> list[str]:
         return self.reasons(a, b)
-
-
-def related_parties(a: str, b: str, groups: ControlGroups, roles: RoleIndex | Iterable[Role],
-                    graph: OwnershipGraph) -> list[str]:
-    """One-off form of `RelatedParties(graph, groups, roles).reasons(a, b)`; empty = not related."""
-    return RelatedParties(graph, groups, roles).reasons(a, b)
 
 
 # ---------------------------------------------------------------------------------------------

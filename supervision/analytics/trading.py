@@ -3,8 +3,8 @@
 except the broker-stake fractions, which come from the ownership graph.
 
 The caller maps accounts to holders (`holder_of`: a mapping or a function; unknown accounts map to
-None and are left out of holder-based rules) and holders to control groups (`group_of`, e.g. a
-`ControlGroups`), and decides which legs are new in the block.
+None and are left out of holder-based rules) and holders to control groups (`group_of`, e.g.
+`ControlGroups.group_of`), and decides which legs are new in the block.
 """
 
 from __future__ import annotations
@@ -196,9 +196,12 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
     """Rings: legs of one security A → B → … → A through ≥ 3 distinct accounts, each leg starting
     where the previous one ended and not earlier than it, the last within `window` of the first,
     every quantity within `tolerance` of the first leg's (|q − q₀| ≤ tolerance × q₀, exactly).
+    Account numbers are unique only within a chain, so a leg continues only legs of its own chain:
+    legs are keyed by (chain, security, account).
 
     `legs` are the recent legs (within `window` before the block) plus the block's; only rings
-    with at least one leg in `new_tx_ids` are reported (None: every leg counts as new). The search
+    with at least one leg in `new_tx_ids` are reported (None: every leg counts as new); `holder_of`
+    names the holders of a ring's accounts (those of its chain). The search
     is a depth-first walk bounded by `max_legs`, the window and the quantity band; if it still
     exceeds `max_expansions` steps it raises `RingSearchBudgetExceeded` with the rings found."""
     tol = Decimal(str(tolerance))
@@ -211,9 +214,9 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
     new_times = [leg.at for leg in ordered if is_new(leg)]
     if not new_times:
         return []
-    out_of: dict[tuple[str, str], list[Leg]] = defaultdict(list)
+    out_of: dict[tuple[str, str, str], list[Leg]] = defaultdict(list)
     for leg in ordered:
-        out_of[(leg.security, leg.source)].append(leg)
+        out_of[(leg.chain, leg.security, leg.source)].append(leg)
     times_of = {key: [leg.at for leg in group] for key, group in out_of.items()}
     found: dict[frozenset[str], Finding] = {}
     budget = [max_expansions]
@@ -237,7 +240,7 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
 
     def extend(path: list[Leg], visited: set[str], lo: int, hi: int, deadline: datetime) -> None:
         last, origin = path[-1], path[0].source
-        key = (last.security, last.target)
+        key = (last.chain, last.security, last.target)
         candidates = out_of.get(key, ())
         for leg in candidates[bisect.bisect_left(times_of.get(key, ()), last.at):]:
             if leg.at > deadline:
@@ -259,17 +262,22 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
             path.pop()
             visited.discard(leg.target)
 
-    for start in ordered:
-        if start.source == start.target or start.quantity <= 0:
-            continue
-        deadline = start.at + window
-        # Some new leg must fall inside [start.at, deadline], or no ring from here can include one.
-        k = bisect.bisect_left(new_times, start.at)
-        if k == len(new_times) or new_times[k] > deadline:
-            continue
-        slack = int((tol * start.quantity).to_integral_value(rounding=ROUND_FLOOR))
-        extend([start], {start.source, start.target}, start.quantity - slack, start.quantity + slack,
-               deadline)
+    try:
+        for start in ordered:
+            if start.source == start.target or start.quantity <= 0:
+                continue
+            deadline = start.at + window
+            # Some new leg must fall inside [start.at, deadline], or no ring from here can include one.
+            k = bisect.bisect_left(new_times, start.at)
+            if k == len(new_times) or new_times[k] > deadline:
+                continue
+            slack = int((tol * start.quantity).to_integral_value(rounding=ROUND_FLOOR))
+            extend([start], {start.source, start.target}, start.quantity - slack, start.quantity + slack,
+                   deadline)
+    finally:
+        # `extend` refers to itself through its closure: drop that reference cycle, so that the
+        # legs it indexes are freed now rather than by the cyclic garbage collector.
+        extend = None  # type: ignore[assignment]
     return list(found.values())
 
 

@@ -22,9 +22,7 @@ from supervision.analytics.ownership import (
     integrated_error_bound,
     integrated_matrix,
     integrated_owners_of,
-    integrated_ownership,
     ownership_paths,
-    related_parties,
     subgraph_around,
     ultimate_controller,
 )
@@ -65,7 +63,6 @@ def test_cross_holding_integrated_ownership_equals_exact_fractions() -> None:
     for (x, y), value in exact.items():
         assert m[g.index[x], g.index[y]] == pytest.approx(float(value), abs=1e-12)
     assert np.count_nonzero(m) == len(exact)
-    assert integrated_ownership(g, "P") == pytest.approx({"A": 11 / 29, "B": 77 / 290}, abs=1e-12)
     owners_of_a = integrated_owners_of(g, "A")
     assert owners_of_a == pytest.approx({x: float(exact[(x, "A")]) for x in ("P", "Q", "B")}, abs=1e-12)
 
@@ -85,14 +82,13 @@ def test_self_holding_follows_the_geometric_series() -> None:
     holdings = [pct("A", "A", "10"), pct("P", "A", "45")]
     g = graph_of(holdings, {"P"})
     # 45 % × (1 + 10 % + 10 %² + …) = 45 % / 90 % = 50 %
-    assert integrated_ownership(g, "P")["A"] == pytest.approx(0.5, abs=1e-15)
+    assert dense(g)[g.index["P"], g.index["A"]] == pytest.approx(0.5, abs=1e-15)
     assert dense(g)[g.index["A"], g.index["A"]] == pytest.approx(0.1 / 0.9)
     assert integrated_owners_of(g, "A") == pytest.approx({"P": 0.5})
 
 
 def test_unknown_entities_have_empty_answers() -> None:
     g = graph_of(CROSS, {"P", "Q"})
-    assert integrated_ownership(g, "NOBODY") == {}
     assert integrated_owners_of(g, "NOBODY") == {}
     assert integrated_owners_of(g, "P") == {}  # nobody holds a person
 
@@ -159,6 +155,14 @@ def test_beneficial_owners_of_every_org_agree_with_the_one_org_answer() -> None:
         assert [(b.id, b.reasons) for b in everything.get(org, [])] == [(b.id, b.reasons) for b in one]
         for a, b in zip(everything.get(org, []), one, strict=True):
             assert a.share == pytest.approx(b.share, abs=1e-12) and a.direct == pytest.approx(b.direct)
+
+
+def test_owners_with_equal_shares_come_by_id_in_both_computations() -> None:
+    # P1 is indexed before P0 (it holds first), and all four owners tie at 25 % of T
+    g = graph_of([pct("P1", "T", "25"), pct("P2", "T", "25"), pct("P0", "T", "25"), pct("P3", "T", "25")],
+                 {"P0", "P1", "P2", "P3"})
+    assert [b.id for b in beneficial_owners(g, "T", [])] == ["P0", "P1", "P2", "P3"]
+    assert [b.id for b in beneficial_owners_all(g, [])["T"]] == ["P0", "P1", "P2", "P3"]
 
 
 # --- controllers and groups ---------------------------------------------------------------------
@@ -254,7 +258,8 @@ def test_related_parties_by_group_shared_person_and_direct_stake_with_near_misse
     assert related("P", "C") == ["shared_person:P"]  # a person is linked to where they hold a role
     assert related("D", "G") == []  # P2's role in G is inactive
     assert related("E", "F") == ["same_group"]
-    assert related_parties("E", "F", groups, roles, g) == ["same_group"]
+    # Only entities with a role, a person in one, or a direct stake can be related across groups.
+    assert [x for x in ("A", "B", "P", "C", "G", "NOBODY") if related.may_relate(x)] == ["A", "B", "P", "C"]
 
 
 # --- explanations ---------------------------------------------------------------------------------
@@ -329,7 +334,7 @@ def test_closed_ownership_loop_is_singular_and_raises_naming_the_orgs() -> None:
         integrated_matrix(g)
     assert err.value.extra["orgs"] == ["A", "B"]
     with pytest.raises(OwnershipDataError):
-        integrated_ownership(g, "P")
+        integrated_owners_of(g, "C")
 
 
 @pytest.mark.parametrize("holding", [H("P", "T", 11, 10), H("P", "T", -1, 10), H("P", "T", 1, 0)])

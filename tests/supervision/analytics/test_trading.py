@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -36,8 +37,9 @@ def trade(tx: str, buyer: str, seller: str, quantity: int = 1000, minutes: float
     return Trade(tx, "sse", 7, SEC, buyer, seller, quantity, Decimal("10.50"), at)
 
 
-def leg(tx: str, source: str, target: str, quantity: int, minutes: float, security: str = SEC) -> Leg:
-    return Leg(tx, "sse", 7, security, source, target, quantity, T0 + timedelta(minutes=minutes))
+def leg(tx: str, source: str, target: str, quantity: int, minutes: float, security: str = SEC,
+        chain: str = "sse") -> Leg:
+    return Leg(tx, chain, 7, security, source, target, quantity, T0 + timedelta(minutes=minutes))
 
 
 HOLDER = {"ACC1": "P1", "ACC1B": "P1", "ACC2": "P2", "ACC3": "P3", "ACC4": "P4"}
@@ -116,6 +118,18 @@ def test_ring_legs_must_follow_in_time_and_stay_in_one_security() -> None:
     assert trade_rings(mixed) == []
 
 
+def test_same_account_numbers_on_two_chains_do_not_make_a_ring_across_chains() -> None:
+    # Account "X" exists on both chains (numbers are unique per chain only): no ring through it.
+    across = [leg("c1", "X", "B", 1000, 0, chain="sse"), leg("c2", "B", "C", 1000, 5, chain="sse"),
+              leg("c3", "C", "X", 1000, 10, chain="szse")]
+    assert trade_rings(across) == []
+    one_chain = [leg("c1", "X", "B", 1000, 0, chain="szse"), leg("c2", "B", "C", 1000, 5, chain="szse"),
+                 leg("c3", "C", "X", 1000, 10, chain="szse")]
+    (found,) = trade_rings(one_chain)
+    assert found.tx_ids == ("c1", "c2", "c3") and found.chain == "szse"
+    assert found.facts["accounts"] == ["X", "B", "C"]
+
+
 def test_ring_must_include_a_new_leg_and_is_reported_once() -> None:
     legs = ring()
     assert trade_rings(legs, new_tx_ids=set()) == []
@@ -126,7 +140,7 @@ def test_ring_must_include_a_new_leg_and_is_reported_once() -> None:
 
 def test_ring_through_transfers_and_longer_rings_up_to_the_leg_limit() -> None:
     legs = [Trade("t1", "sse", 7, SEC, "B", "A", 500, Decimal("9"), T0).leg(),
-            Transfer("t2", "szse", 3, SEC, "B", "C", 500, T0 + timedelta(minutes=1)).leg(),
+            Transfer("t2", "sse", 8, SEC, "B", "C", 500, T0 + timedelta(minutes=1)).leg(),
             leg("t3", "C", "D", 500, 2), leg("t4", "D", "E", 500, 3), leg("t5", "E", "A", 500, 4)]
     (found,) = trade_rings(legs, holder_of={"A": "PA", "C": "PC"})
     assert found.tx_ids == ("t1", "t2", "t3", "t4", "t5") and found.entities == ("PA", "PC")
@@ -134,12 +148,33 @@ def test_ring_through_transfers_and_longer_rings_up_to_the_leg_limit() -> None:
     assert trade_rings(legs, max_legs=4) == []
 
 
+def test_ring_search_leaves_no_garbage_for_the_cycle_collector() -> None:
+    # The per-block task runs with the cyclic collector paused: what the search builds must be
+    # freed by reference counting alone.
+    gc.collect()
+    gc.disable()
+    try:
+        (found,) = trade_rings(ring())
+        assert found.tx_ids == ("r1", "r2", "r3")
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
 def test_ring_search_has_a_budget() -> None:
     legs = [leg(f"m{i}", a, b, 1000, i * 0.01) for i, (a, b) in
             enumerate([(x, y) for x in "ABCDEFG" for y in "ABCDEFG" if x != y] * 3)]
     with pytest.raises(RingSearchBudgetExceeded) as err:
         trade_rings(legs, max_expansions=500)
-    assert all(f.code == "trade_ring" for f in err.value.findings)
+    found = err.value.findings
+    assert found, "the rings found before the budget ran out are handed back"
+    for ring_found in found:
+        accounts = ring_found.facts["accounts"]
+        assert ring_found.code == "trade_ring" and len(accounts) == len(set(accounts)) >= 3
+    # The search is deterministic: a larger budget finds these rings and more before it stops.
+    with pytest.raises(RingSearchBudgetExceeded) as more:
+        trade_rings(legs, max_expansions=2000)
+    assert {f.fingerprint for f in found} < {f.fingerprint for f in more.value.findings}
 
 
 # --- threshold crossings and disclosure --------------------------------------------------------------

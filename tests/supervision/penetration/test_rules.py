@@ -3,6 +3,7 @@ then analysed by `block_analyse` as the worker does; each rule fires, and its ne
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 import pytest
@@ -122,6 +123,24 @@ def test_ring_through_a_transfer_among_competing_first_legs_fires_once(ledger, m
         ["A0000005", "A0000006", "A0000007"]]
 
 
+def test_same_account_numbers_on_another_chain_do_not_close_a_ring(ledger, market):
+    from tests.supervision.penetration.conftest import Ledger
+
+    szse = Ledger("szse")  # A0000005 and A0000007 on szse are other people's accounts
+    szse.submit([szse.account("A0000005", market["o3"], market["b1"]),
+                 szse.account("A0000007", market["o4"], market["b1"])])
+    analyse(ledger.submit([ledger.trade(SECURITY, "A0000005", "A0000006", 10_000)]))
+    analyse(ledger.submit([ledger.trade(SECURITY, "A0000006", "A0000007", 10_000)]))
+    analyse(szse.submit([szse.transfer(SECURITY, "A0000007", "A0000005", 10_000)]))
+    assert not alerts("trade_ring")
+    last = ledger.submit([ledger.transfer(SECURITY, "A0000007", "A0000005", 10_000)])  # same legs, one chain
+    analyse(last)
+    [alert] = alerts("trade_ring")
+    assert alert.chain_id == "sse" and alert.block_height == last["header"]["height"]
+    assert alert.evidence["facts"]["accounts"] == ["A0000005", "A0000006", "A0000007"]
+    assert set(alert.entities) == {market["r1"], market["r2"], market["r3"]}
+
+
 def test_ring_whose_last_leg_is_11_percent_smaller_does_not_fire(ledger, market):
     analyse(ledger.submit([ledger.trade(SECURITY, "A0000005", "A0000006", 10_000)]))
     analyse(ledger.submit([ledger.trade(SECURITY, "A0000006", "A0000007", 10_000)]))
@@ -190,6 +209,16 @@ def test_disclosure_after_the_window_does_not_count(ledger, market):
 def test_holding_just_under_five_percent_is_no_crossing(ledger, market):
     result = analyse(buy_five_percent(ledger, 30_000, 19_900))
     assert result.crossings_opened == 0 and not ThresholdCrossing.objects.exists()
+
+
+def test_selling_out_below_five_percent_is_a_crossing_down(ledger, market):
+    analyse(buy_five_percent(ledger))  # O1 30,000 + O2 20,000 = 5 %
+    sell_out = ledger.submit([ledger.trade(SECURITY, "A0000001", "A000000F", 30_000)])  # O1 sells it all
+    result = analyse(sell_out)
+    assert result.crossings_opened == 1
+    down = ThresholdCrossing.objects.get(direction="down")
+    assert (down.step, down.before_quantity, down.after_quantity) == (1, 50_000, 20_000)
+    assert down.height == sell_out["header"]["height"]
 
 
 def test_crossing_counts_positions_on_every_chain(ledger, market):
@@ -261,6 +290,43 @@ def test_query_count_does_not_grow_with_block_size(ledger, market):
     small, large = queries(5), queries(300)
     assert small == large, (small, large)
     assert large <= 30
+
+
+def test_raising_a_blocks_alerts_takes_the_same_queries_for_2_or_40_findings(ledger, market):
+    def queries(trades: int) -> tuple[int, int]:
+        block = ledger.submit([ledger.trade(SECURITY, "A0000001", "A0000002", 100 + i)
+                               for i in range(trades)])
+        with CaptureQueriesContext(connection) as first:
+            raised = analyse(block)
+        with CaptureQueriesContext(connection) as again:
+            repeated = analyse(block)
+        assert (raised.alerts_created, repeated.alerts_repeated) == (trades, trades)  # one wash trade each
+        return len(first.captured_queries), len(again.captured_queries)
+
+    few, many = queries(2), queries(40)
+    assert few == many, (few, many)
+    assert max(many) <= 35
+    assert Alert.objects.filter(code="wash_trade", occurrences=2).count() == 42
+
+
+def test_analysing_a_block_leaves_no_garbage_for_the_cycle_collector(ledger, market):
+    # block_analyse pauses the cyclic collector: everything it builds must go by reference counting.
+    analyse(ledger.submit([ledger.trade(SECURITY, "A0000005", "A0000006", 10_000)]))
+    analyse(ledger.submit([ledger.trade(SECURITY, "A0000006", "A0000007", 10_000)]))
+    block = ledger.submit([ledger.trade(SECURITY, "A0000007", "A0000005", 10_000),  # closes a ring
+                           ledger.trade(SECURITY, "A0000001", "A0000002", 500),  # wash trade
+                           ledger.trade(SECURITY, "A000000F", "A0000001", 60_000),  # crosses 5 %
+                           ledger.holding(market["o3"], market["o4"], 3000)])  # structure rebuilt
+    gc.collect()
+    gc.disable()
+    try:
+        result = analyse(block)
+        garbage = gc.collect()
+    finally:
+        gc.enable()
+    assert result.findings == {"trade_ring": 1, "wash_trade": 1} and result.crossings_opened == 1
+    assert result.structure_rebuilt
+    assert garbage == 0
 
 
 def test_recompute_rebuilds_without_duplicating(ledger, market):
