@@ -126,6 +126,7 @@ class InputsDelta:
 
     holdings: dict[Pair, tuple[tuple[int, int] | None, tuple[int, int]]] = field(default_factory=dict)
     other: bool = False
+    kinds: set[str] = field(default_factory=set)  # entities whose registered kind changed
 
     def __bool__(self) -> bool:
         return bool(self.holdings) or self.other
@@ -233,6 +234,9 @@ class OwnershipStructure:
             return evolved
         base = self.base or self
         if delta.other:
+            if not delta.holdings and self._graph is not None and \
+                    not self._graph_kinds_change(inputs, delta.kinds):
+                return self._regrouped(inputs)
             return OwnershipStructure(inputs)
         if not base.settled:
             return OwnershipStructure(inputs, same_parties_as=self)
@@ -249,6 +253,23 @@ class OwnershipStructure:
                                      dropped_loops=base._dropped, same_parties_as=self)
         evolved.base, evolved.pending = base, pending
         return evolved
+
+    def _graph_kinds_change(self, inputs: StructureInputs, entities: Iterable[str]) -> bool:
+        """Whether a node of our graph gets another kind from these registrations."""
+        graph = self.graph
+        for entity in entities:
+            i = graph.index.get(entity)
+            if i is not None and own.KIND_CODES.get(inputs.kinds[entity]) != graph.kinds[i]:
+                return True
+        return False
+
+    def _regrouped(self, inputs: StructureInputs) -> OwnershipStructure:
+        """For a change of roles, concert parties, brokers or kinds outside the graph: the holdings
+        and so the graph and its integrated matrix are ours (computed from our inputs); only the
+        control groups are computed again."""
+        regrouped = OwnershipStructure(inputs, dropped_loops=self._dropped, graph=self._graph)
+        regrouped._matrix, regrouped._rows, regrouped._held = self._matrix, self._rows, self._held
+        return regrouped
 
     def _control_unmoved(self, changes: Mapping[Pair, tuple[tuple[int, int] | None, tuple[int, int]]]
                          ) -> bool:
@@ -449,6 +470,7 @@ def _inputs_apply(inputs: StructureInputs, rows: _Rows, delta: InputsDelta) -> N
     for entity, kind in rows.kinds:
         if inputs.kinds.get(entity) != kind:
             inputs.kinds[entity] = kind
+            delta.kinds.add(entity)
             delta.other = True
     for org, person, role, active in rows.roles:
         if inputs.roles.get((org, person, role)) != active:

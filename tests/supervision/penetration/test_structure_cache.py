@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 from supervision import penetration
+from supervision.analytics import ownership as own
 from supervision.models import Alert, ControlGroupMember, ThresholdCrossing
 from supervision.surveillance import block_analyse
 
@@ -96,3 +97,31 @@ def test_crossing_is_judged_as_of_its_block_when_analysis_lags(ledger, firms):
     analyse(crossing)
     [row] = ThresholdCrossing.objects.all()
     assert (row.before_quantity, row.after_quantity, row.direction) == (0, 60_000, "up")
+
+
+def test_a_role_change_recomputes_the_groups_on_the_same_matrix(ledger, firms):
+    before = penetration.ownership_structure()
+    before.groups  # noqa: B018 - settle it: graph, matrix and groups computed
+    analyse(ledger.submit([ledger.role(firms["b"], firms["q"])]))  # Q becomes B's actual controller
+    after = penetration.ownership_structure()
+    assert after.graph is before.graph and after.matrix is before.matrix  # holdings unchanged
+    assert after.groups_token != before.groups_token
+    fresh = penetration.build_structure()
+    assert after.groups.group_of(firms["b"]) == fresh.groups.group_of(firms["b"]) == group_of(firms["q"])
+    assert group_of(firms["b"]) == group_of(firms["q"]) != group_of(firms["a"])
+
+
+def test_a_kind_change_inside_the_graph_rebuilds_it(ledger, firms, ids):
+    unregistered, overseas = ids.org(), "HK:C1234567"  # an org by the form of its id; unknown
+    analyse(ledger.submit([ledger.holding(unregistered, firms["b"], 100),
+                           ledger.holding(overseas, firms["b"], 200)]))
+    before = penetration.ownership_structure()
+    before.groups  # noqa: B018
+    analyse(ledger.submit([ledger.register(unregistered, "org", "丙公司")]))  # the kind it had
+    assert penetration.ownership_structure().graph is before.graph
+    analyse(ledger.submit([ledger.chain.tx("entity_register", {  # unknown → org
+        "id": overseas, "kind": "org", "name": "香港某公司", "id_type": "OTHER"})]))
+    after = penetration.ownership_structure()
+    assert after.graph is not before.graph
+    was, now = before.graph.index[overseas], after.graph.index[overseas]
+    assert (before.graph.kinds[was], after.graph.kinds[now]) == (own.UNKNOWN, own.ORG)
