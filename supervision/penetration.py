@@ -111,10 +111,14 @@ class StructureInputs:
     roles: dict[tuple[str, str, str], bool]  # (org, person, role) → active
     concerts: dict[tuple[str, str], tuple[tuple[str, ...], bool]]  # (issuer, key) → (parties, active)
     brokers: dict[tuple[str, str], str]  # (chain, account) → broker
+    # Accounts by holder, for the per-block rules (no effect on the structure itself):
+    holders: dict[tuple[str, str], str] = field(default_factory=dict)  # (chain, account) → holder
+    accounts_of: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # holder → accounts
 
     def copy(self, heads: Heads) -> StructureInputs:
         return StructureInputs(heads, dict(self.holdings), dict(self.kinds), dict(self.roles),
-                               dict(self.concerts), dict(self.brokers))
+                               dict(self.concerts), dict(self.brokers), dict(self.holders),
+                               dict(self.accounts_of))
 
     def kind_of(self, entity: str) -> str:
         return self.kinds.get(entity) or kinds_by_form([entity])[entity]
@@ -398,7 +402,7 @@ class _Rows:
     kinds: Iterable[tuple[str, str]] = ()
     roles: Iterable[tuple[str, str, str, bool]] = ()
     concerts: Iterable[tuple[str, str, Any, bool]] = ()
-    accounts: Iterable[tuple[str, str, str]] = ()
+    accounts: Iterable[tuple[str, str, str, str]] = ()  # (chain, account, broker, holder)
 
 
 def _rows(where: Q) -> _Rows:
@@ -409,7 +413,7 @@ def _rows(where: Q) -> _Rows:
         Role.objects.order_by().filter(where).values_list("org_id", "person_id", "role", "active"),
         ConcertParty.objects.order_by().filter(where).values_list(
             "issuer_id", "parties_key", "parties", "active"),
-        Account.objects.order_by().filter(where).values_list("chain_id", "account", "broker_id"),
+        Account.objects.order_by().filter(where).values_list("chain_id", "account", "broker_id", "holder_id"),
     )
 
 
@@ -457,7 +461,7 @@ def _rows_named(moved: Sequence[tuple[str, int, int]]) -> _Rows:
         for chain, names in accounts.items():
             where |= Q(chain_id=chain, account__any_of=names)
         rows.accounts = Account.objects.order_by().filter(where).values_list(
-            "chain_id", "account", "broker_id")
+            "chain_id", "account", "broker_id", "holder_id")
     return rows
 
 
@@ -481,10 +485,17 @@ def _inputs_apply(inputs: StructureInputs, rows: _Rows, delta: InputsDelta) -> N
         if inputs.concerts.get((issuer, key)) != value:
             inputs.concerts[(issuer, key)] = value
             delta.other = True
-    for chain, account, broker in rows.accounts:
-        if inputs.brokers.get((chain, account)) != broker:
-            inputs.brokers[(chain, account)] = broker
+    for chain, account, broker, holder in rows.accounts:
+        where = (chain, account)
+        if inputs.brokers.get(where) != broker:
+            inputs.brokers[where] = broker
             delta.other = True
+        was = inputs.holders.get(where)
+        if was != holder:  # an account reopened for another holder moves
+            inputs.holders[where] = holder
+            if was is not None:
+                inputs.accounts_of[was] = tuple(k for k in inputs.accounts_of[was] if k != where)
+            inputs.accounts_of[holder] = (*inputs.accounts_of.get(holder, ()), where)
 
 
 def _graph(holdings: list[own.Holding], kinds: Mapping[str, str]

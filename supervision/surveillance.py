@@ -27,9 +27,11 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from django.db import connection, transaction
 from django.db.models import DateTimeField, F, Func, Max, OuterRef, Q, Subquery, Value
@@ -66,6 +68,7 @@ RING_ROUNDS = trading.RING_MAX_LEGS - 1  # a ring's other legs are at most this 
 SETTLE_BATCH = 500
 
 Progress = Callable[[int, int], None]
+_T = TypeVar("_T")
 
 
 # --- results ----------------------------------------------------------------------------------
@@ -130,6 +133,7 @@ class _BlockData:
     trades: list[trading.Trade]
     transfers: list[trading.Transfer]
     disclosures: list[trading.Disclosure]
+    structure: penetration.OwnershipStructure | None = None  # current, with the accounts' holders
     _holders: dict[str, str] | None = None
     _groups: own.ControlGroups | None = None
     _legs: list[trading.Leg] | None = None
@@ -142,19 +146,13 @@ class _BlockData:
         return self._legs
 
     def holders(self) -> dict[str, str]:
-        """Holder of every account the block's legs name (accounts of the block's chain)."""
+        """Holder of every account the block's legs name (accounts of the block's chain), from the
+        ownership structure's inputs, which hold every account (`StructureInputs.holders`)."""
         if self._holders is None:
+            assert self.structure is not None, "set the block's structure first"
+            known, chain = self.structure.inputs.holders, self.chain_id
             accounts = {a for leg in self.legs for a in (leg.source, leg.target)}
-            if not accounts:
-                self._holders = {}
-            elif connection.vendor == "postgresql":  # thousands of rows: no ORM per row
-                self._holders = dict(_fetchall(  # type: ignore[arg-type]
-                    f"SELECT account, holder_id FROM {connection.ops.quote_name(Account._meta.db_table)} "  # noqa: S608
-                    "WHERE chain_id = %s AND account = ANY(%s::varchar[])",
-                    [self.chain_id, penetration.pg_text_array(sorted(accounts))]))
-            else:
-                self._holders = dict(Account.objects.order_by().filter(
-                    chain_id=self.chain_id, account__any_of=accounts).values_list("account", "holder_id"))
+            self._holders = {a: h for a in accounts if (h := known.get((chain, a))) is not None}
         return self._holders
 
     def groups(self) -> own.ControlGroups:
@@ -264,15 +262,24 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
         lap("load")
         findings: list[Finding] = []
         if data.structure_txs:
-            structure = structure_refresh()
+            data.structure = structure_refresh()
             result.structure_rebuilt = True
             lap("structure")
-            findings += _structure_findings(structure, data)
+            findings += _structure_findings(data.structure, data)
             lap("structure_rules")
         if data.trades or data.transfers:
-            findings += _trade_findings(data)
+            if data.structure is None:
+                data.structure = penetration.ownership_structure()
+            apart = _reads_apart_possible()
+            positions = _DatabasePositions(data)
+            plan = _crossings_plan(data)
+            holdings = _meanwhile(partial(_holdings, plan, positions), apart=apart and not positions.lags()) \
+                if plan else None
+            lap("crossings")
+            findings += _trade_findings(data, apart=apart)
             lap("trade_rules")
-            result.crossings_opened = _crossings_open(data, _DatabasePositions(data))
+            if plan is not None and holdings is not None:
+                result.crossings_opened = _crossings_record(plan, holdings())
             lap("crossings")
         if data.disclosures:
             result.crossings_disclosed = _crossings_disclose(data.disclosures)
@@ -406,13 +413,51 @@ def _broker_findings(structure: penetration.OwnershipStructure, data: _BlockData
             for f in found if set(f.entities) & near]
 
 
+# --- reads on a second connection ----------------------------------------------------------------
+
+#: Threads for `_meanwhile`, each reading on its own connection (from the pool, given back after).
+_APART = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis-read")
+
+
+def _reads_apart_possible() -> bool:
+    """Whether reads of rows ingestion wrote may run on another connection: on PostgreSQL with the
+    connection pool, and when the analysis transaction is the outermost one, so that everything
+    such a read needs is committed and visible to another connection (inside a caller's
+    transaction, or a test's, it might not be)."""
+    return connection.vendor == "postgresql" and len(connection.atomic_blocks) == 1 \
+        and getattr(connection, "pool", None) is not None
+
+
+def _meanwhile(read: Callable[[], _T], *, apart: bool) -> Callable[[], _T]:
+    """`read`, collected by calling the result. `apart` (see `_reads_apart_possible`): it starts now
+    on a second connection while this one goes on, so PostgreSQL works on it while Python works
+    on the rest of the analysis (two cores instead of one); otherwise it is read here and now.
+    Only for reads that need nothing the analysis itself writes (not the control groups)."""
+    if apart:
+        return _APART.submit(_read_apart, read).result
+    value = read()
+    return lambda: value
+
+
+def _read_apart(read: Callable[[], _T]) -> _T:
+    try:
+        with transaction.atomic():
+            _jit_off()
+            return read()
+    finally:
+        connection.close()  # this thread's connection, back to the pool
+
+
 # --- trades -----------------------------------------------------------------------------------
 
 
-def _trade_findings(data: _BlockData) -> list[Finding]:
-    """Wash trades, related-party trades and trade rings of the block's trades and transfers."""
+def _trade_findings(data: _BlockData, *, apart: bool = False) -> list[Finding]:
+    """Wash trades, related-party trades and trade rings of the block's trades and transfers.
+    `apart`: the roles and stakes of the related-party test are read on a second connection
+    while the trade rings are searched (`_meanwhile`)."""
     holder_of = data.holders()
     findings: list[Finding] = []
+    related: Callable[[], tuple[list[RoleRow], list[StakeRow]]] | None = None
     if data.trades and holder_of:
         groups = data.groups()
         findings += trading.wash_trades(data.trades, holder_of, groups.group_of)
@@ -422,19 +467,21 @@ def _trade_findings(data: _BlockData) -> list[Finding]:
             if buyer and seller and buyer != seller and groups.group_of(buyer) != groups.group_of(seller):
                 candidates.update((buyer, seller))
         if candidates:
-            related = _related_parties(candidates, groups)
-            linked = {e for e in candidates if related.may_relate(e)}  # others have no reasons
-            trades = [t for t in data.trades if holder_of.get(t.buyer_account) in linked
-                      and holder_of.get(t.seller_account) in linked]
-            findings += trading.related_party_trades(trades, holder_of, groups.group_of, related)
+            related = _meanwhile(partial(_roles_and_stakes, candidates), apart=apart)
     findings += _rings(data, holder_of)
+    if related is not None:
+        parties = _related_parties(*related(), groups)
+        linked = {e for e in candidates if parties.may_relate(e)}  # others have no reasons
+        trades = [t for t in data.trades if holder_of.get(t.buyer_account) in linked
+                  and holder_of.get(t.seller_account) in linked]
+        findings += trading.related_party_trades(trades, holder_of, groups.group_of, parties)
     return findings
 
 
-def _related_parties(entities: set[str], groups: own.ControlGroups) -> own.RelatedParties:
-    """The related-party test for these entities from one read of their active roles and the
-    direct stakes among them (on PostgreSQL one query), with the control groups already loaded."""
-    role_rows, stake_rows = _roles_and_stakes(entities)
+def _related_parties(role_rows: Iterable[RoleRow], stake_rows: Iterable[StakeRow],
+                     groups: own.ControlGroups) -> own.RelatedParties:
+    """The related-party test from the active roles of some entities and the direct stakes among
+    them (`_roles_and_stakes`), with the control groups already loaded."""
     roles = own.RoleIndex(own.Role(o, p, r, True) for o, p, r in role_rows)
     stakes = [own.Holding(h, i, s, t) for h, i, s, t in stake_rows if 0 < s <= t]
     kinds = penetration.kinds_by_form(e for h in stakes for e in (h.holder, h.issuer))
@@ -458,6 +505,8 @@ def _roles_and_stakes(entities: set[str]) -> tuple[list[RoleRow], list[StakeRow]
                 ).values_list("holder_id", "issuer_id", "shares", "total_shares")))
     qn = connection.ops.quote_name
     ids = penetration.pg_text_array(sorted(entities))
+    # The array goes as a constant four times, not once through a CTE: PostgreSQL hashes a
+    # constant array for `= ANY`, and searches one that is not element by element (50× slower).
     rows = _fetchall(
         "SELECT org_id, person_id, role, NULL::bigint, NULL::bigint "  # noqa: S608
         f"FROM {qn(Role._meta.db_table)} "
@@ -626,39 +675,50 @@ class _DatabasePositions:
         return out
 
 
-def _held(positions: _DatabasePositions | _ReplayPositions, wanted: Mapping[str, set[str]]) -> list[Held]:
+def _held(positions: _DatabasePositions | _ReplayPositions, wanted: Mapping[str, set[str]],
+          accounts_of: Mapping[str, Iterable[tuple[str, str]]]) -> list[Held]:
     """The nonzero positions of every account of these holders (all chains) in the securities
-    named for each. PostgreSQL with analysis up to date: one query (`_stored_held`); otherwise
-    their accounts (one query), then `positions.quantities` of every key."""
-    if not wanted:
-        return []
-    if isinstance(positions, _DatabasePositions) and connection.vendor == "postgresql" \
-            and not positions.lags():
-        return _stored_held(wanted)
+    named for each (`positions.quantities` of every such key)."""
     holder_of: dict[Key, str] = {}
-    for chain, account, holder in Account.objects.order_by().filter(holder_id__any_of=wanted).values_list(
-            "chain_id", "account", "holder_id"):
-        for security in wanted[holder]:
-            holder_of[(chain, account, security)] = holder
+    for holder, securities in wanted.items():
+        for chain, account in accounts_of.get(holder, ()):
+            for security in securities:
+                holder_of[(chain, account, security)] = holder
     return [(holder_of[key], *key, quantity)
             for key, quantity in positions.quantities(set(holder_of)).items() if quantity]
 
 
-def _stored_held(wanted: Mapping[str, set[str]]) -> list[Held]:
-    """`_held` from the stored positions in one PostgreSQL query: per (holder, security), the
-    holder's accounts by the holder index, then each account's position by the unique index.
-    LATERAL … OFFSET 0 / LIMIT 1 keep it a loop of index probes whatever the statistics say."""
-    pairs = sorted((holder, security) for holder, securities in wanted.items() for security in securities)
-    qn = connection.ops.quote_name
-    sql = ("SELECT a.holder_id, a.chain_id, a.account, k.security, p.quantity "  # noqa: S608
-           "FROM unnest(%s::varchar[], %s::varchar[]) AS k(holder, security) "
-           f"CROSS JOIN LATERAL (SELECT chain_id, account, holder_id FROM {qn(Account._meta.db_table)} "
-           "WHERE holder_id = k.holder OFFSET 0) a "
-           f"CROSS JOIN LATERAL (SELECT quantity FROM {qn(Position._meta.db_table)} "
-           "WHERE chain_id = a.chain_id AND account = a.account AND security = k.security LIMIT 1) p "
-           "WHERE p.quantity <> 0")
-    return _fetchall(sql, [penetration.pg_text_array([h for h, _ in pairs]),
-                           penetration.pg_text_array([s for _, s in pairs])])  # type: ignore[return-value]
+Pair = tuple[str, str]  # (control group, issuer)
+Holdings = dict[Pair, tuple[int, int]]  # → (holding before the block, after it)
+
+
+def _holdings(plan: _CrossingPlan, positions: _DatabasePositions | _ReplayPositions) -> Holdings:
+    """(before, after) of the plan's touched (group, issuer) holdings."""
+    return _holdings_of(plan, _held(positions, plan.wanted, plan.accounts_of))
+
+
+def _holdings_of(plan: _CrossingPlan, held_rows: Iterable[Held]) -> Holdings:
+    """(before, after) of every touched holding from the nonzero positions of the plan's `wanted`
+    keys after the block. A holding sums the group's accounts on every chain over every security
+    of the issuer (an account never counts below zero); the holding before the block differs only
+    at the block's own keys (position − the block's net change)."""
+    data, listed, issuer_of, account_group = plan.data, plan.listed, plan.issuer_of, plan.account_group
+    member_group = {m: g for g, ms in plan.members_of.items() for m in ms}
+    after: dict[Pair, int] = dict.fromkeys(plan.touched, 0)
+    held: dict[tuple[str, str], int] = {}  # the nonzero positions on the block's chain
+    for holder, chain, account, security, quantity in held_rows:
+        if chain == data.chain_id:
+            held[(account, security)] = quantity
+        if quantity > 0:
+            after[(member_group[holder], issuer_of[security])] += quantity
+    before = dict(after)
+    for (account, security), change in plan.delta.items():
+        if change:
+            now_q = held.get((account, security), 0)
+            was_q = now_q - change
+            before[(account_group[account], listed[security])] += (was_q if was_q > 0 else 0) - (
+                now_q if now_q > 0 else 0)
+    return {pair: (before[pair], after[pair]) for pair in plan.touched}
 
 
 def _stored_positions(keys: set[Key]) -> dict[Key, int]:
@@ -703,18 +763,37 @@ class _ReplayPositions:
         return {key: self.positions.get(key, 0) for key in keys}
 
 
+@dataclass(slots=True)
+class _CrossingPlan:
+    """What a block's threshold crossings need besides the positions (`_crossings_plan`)."""
+
+    data: _BlockData
+    listed: dict[str, str]  # traded security → its issuer (listed ones only)
+    issuer_of: dict[str, str]  # every listing of the traded issuers → issuer
+    totals: dict[str, int]  # issuer → total shares over its listings
+    account_group: dict[str, str]  # the block's known accounts → their holder's control group
+    touched: dict[tuple[str, str], list[str]]  # (group, issuer) → the block's transactions
+    delta: dict[tuple[str, str], int]  # the block's net change per (account, security)
+    members_of: dict[str, frozenset[str]]
+    wanted: dict[str, set[str]]  # member → securities of its group's touched issuers
+    accounts_of: Mapping[str, tuple[tuple[str, str], ...]]  # member → its (chain, account)s
+
+
 def _crossings_open(data: _BlockData, positions: _DatabasePositions | _ReplayPositions) -> int:
     """Open a `ThresholdCrossing` for every 5 % step a (control group, listed issuer) holding
-    crossed in this block. A holding sums the group's accounts on every chain over every security
-    of the issuer (an account never counts below zero); `total_shares` sums the issuer's listings.
+    crossed in this block (`_crossings_plan`, then `_crossings_record` with the positions read)."""
+    plan = _crossings_plan(data)
+    return 0 if plan is None else _crossings_record(plan, _holdings(plan, positions))
 
-    Only the nonzero positions of the touched groups' members are read: the holding after the block
-    is their positive sum, and the holding before differs only at the block's own keys
-    (position − the block's net change there)."""
+
+def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
+    """The (control group, listed issuer) holdings the block's trades and transfers touched, and the
+    positions to read for them: every security of the issuer in every account of every member of
+    the group (`wanted`). None when the block touches no listed security of a known account."""
     traded = {leg.security for leg in data.legs}
     holder_of = data.holders()
     if not traded or not holder_of:
-        return 0
+        return None
     securities_of: dict[str, set[str]] = defaultdict(set)  # every listing of the traded issuers
     issuer_of: dict[str, str] = {}
     totals: dict[str, int] = defaultdict(int)
@@ -728,7 +807,7 @@ def _crossings_open(data: _BlockData, positions: _DatabasePositions | _ReplayPos
     listed = {code: issuer_of[code] for code in traded if code in issuer_of}
     legs = [leg for leg in data.legs if leg.security in listed]
     if not legs:
-        return 0
+        return None
     groups = data.groups()
     group_of = {h: groups.group_of(h) for h in set(holder_of.values())}
     account_group = {a: group_of[h] for a, h in holder_of.items()}
@@ -745,38 +824,32 @@ def _crossings_open(data: _BlockData, positions: _DatabasePositions | _ReplayPos
             touched[(group, issuer)].append(leg.tx_id)
             delta[(leg.target, leg.security)] += leg.quantity
     members_of = {g: groups.members(g) for g in {g for g, _ in touched}}
-    member_group = {m: g for g, ms in members_of.items() for m in ms}
     wanted: dict[str, set[str]] = defaultdict(set)  # member → securities of its group's touched issuers
     for group, issuer in touched:
         for member in members_of[group]:
             wanted[member] |= securities_of[issuer]
-    after: dict[tuple[str, str], int] = defaultdict(int)
-    held: dict[tuple[str, str], int] = {}  # the nonzero positions on the block's chain
-    for holder, chain, account, security, quantity in _held(positions, wanted):
-        if chain == data.chain_id:
-            held[(account, security)] = quantity
-        if quantity > 0:
-            after[(member_group[holder], issuer_of[security])] += quantity
-    before = defaultdict(int, after)
-    for (account, security), change in delta.items():
-        if change:
-            now_q = held.get((account, security), 0)
-            was_q = now_q - change
-            before[(account_group[account], listed[security])] += (was_q if was_q > 0 else 0) - (
-                now_q if now_q > 0 else 0)
-    steps = trading.STEPS_PER_WHOLE
-    crossed = [pair for pair in touched if (total := totals.get(pair[1], 0)) > 0  # = threshold_step_change
-               and max(before[pair], 0) * steps // total != max(after[pair], 0) * steps // total]
+    assert data.structure is not None
+    return _CrossingPlan(data, listed, issuer_of, dict(totals), account_group, dict(touched),
+                         dict(delta), members_of, dict(wanted), data.structure.inputs.accounts_of)
+
+
+def _crossings_record(plan: _CrossingPlan, holdings: Holdings) -> int:
+    """Store the crossings of the touched holdings whose 5 % step changed (`total_shares` sums the
+    issuer's listings)."""
+    data, totals, steps = plan.data, plan.totals, trading.STEPS_PER_WHOLE
+    # = threshold_step_change, inlined
+    crossed = [pair for pair, (before_q, after_q) in holdings.items() if (total := totals.get(pair[1], 0)) > 0
+               and max(before_q, 0) * steps // total != max(after_q, 0) * steps // total]
 
     rows: list[ThresholdCrossing] = []
     for group, issuer in sorted(crossed):
-        before_q, after_q, tx_ids = before[(group, issuer)], after[(group, issuer)], touched[(group, issuer)]
+        before_q, after_q = holdings[(group, issuer)]
         crossings = trading.threshold_crossings(
             {(group, issuer): before_q}, {(group, issuer): after_q}, totals, at=data.timestamp,
-            chain=data.chain_id, height=data.height, tx_ids=sorted(set(tx_ids)))
+            chain=data.chain_id, height=data.height, tx_ids=sorted(set(plan.touched[(group, issuer)])))
         rows += [ThresholdCrossing(
             chain_id=data.chain_id, height=data.height, group_key=group, issuer_id=issuer, step=c.step,
-            direction=c.direction, members=sorted(members_of[group]), tx_ids=list(c.tx_ids),
+            direction=c.direction, members=sorted(plan.members_of[group]), tx_ids=list(c.tx_ids),
             before_quantity=c.before, after_quantity=c.after, total_shares=c.total_shares,
             crossed_at=c.at, due_at=trading.disclosure_due(c.at),
         ) for c in crossings]
@@ -1087,6 +1160,7 @@ def analytics_recompute(*, progress: Progress | None = None, now: datetime | Non
     for done, (chain_id, height) in enumerate(blocks, start=1):
         with transaction.atomic():
             data = _block_data(chain_id, height)
+            data.structure = structure
             replay.apply(data.legs)
             findings = _trade_findings(data) if data.trades or data.transfers else []
             if data.trades or data.transfers:

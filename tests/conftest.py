@@ -19,11 +19,15 @@ def _fast_password_hasher(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(autouse=True)
 def _forget_known_identifiers(request: pytest.FixtureRequest) -> None:
-    """Test data is rolled back, so identifiers one test stored must not count as known in the next."""
+    """Test data is rolled back, so identifiers one test stored must not count as known in the next,
+    and a structure cached from one test's chains must not stand for the next test's chains at the
+    same heights."""
     if request.config.pluginmanager.hasplugin("django"):
         from businesschain.ingest import forget_known_identifiers
+        from supervision.penetration import clear_structure_cache
 
         forget_known_identifiers()
+        clear_structure_cache()
 
 
 @pytest.fixture

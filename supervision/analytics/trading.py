@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from .findings import SHARE_TOLERANCE, Finding
@@ -39,9 +39,10 @@ GroupOf = Callable[[str], str]
 Related = Callable[[str, str], Sequence[str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Leg:
-    """Shares of one security moving `source` → `target` (a trade's seller → buyer, or a transfer)."""
+class Leg(NamedTuple):
+    """Shares of one security moving `source` → `target` (a trade's seller → buyer, or a transfer).
+    Legs, trades and transfers are named tuples: a block makes thousands of them, and a tuple is
+    made three times faster than a frozen dataclass."""
 
     tx_id: str
     chain: str
@@ -54,8 +55,7 @@ class Leg:
     kind: Literal["trade", "transfer"] = "trade"
 
 
-@dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(NamedTuple):
     tx_id: str
     chain: str
     height: int
@@ -71,8 +71,7 @@ class Trade:
                    self.buyer_account, self.quantity, self.executed_at, "trade")
 
 
-@dataclass(frozen=True, slots=True)
-class Transfer:
+class Transfer(NamedTuple):
     tx_id: str
     chain: str
     height: int

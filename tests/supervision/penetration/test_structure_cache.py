@@ -125,3 +125,24 @@ def test_a_kind_change_inside_the_graph_rebuilds_it(ledger, firms, ids):
     assert after.graph is not before.graph
     was, now = before.graph.index[overseas], after.graph.index[overseas]
     assert (before.graph.kinds[was], after.graph.kinds[now]) == (own.UNKNOWN, own.ORG)
+
+
+def test_an_account_reopened_for_another_holder_moves_between_holders(ledger, firms):
+    """The per-block rules take the accounts' holders from the cached structure inputs: a reopened
+    account follows its new holder there, as it does in the index, and its trades count for them."""
+    analyse(ledger.submit([ledger.trade(SECURITY, "B0000002", "B0000001", 40)]))
+    inputs = penetration.ownership_structure().inputs
+    assert inputs.holders[("sse", "B0000001")] == firms["a"]
+    assert inputs.accounts_of[firms["a"]] == (("sse", "B0000001"),)
+    analyse(ledger.submit([ledger.account("B0000001", firms["b"], firms["broker"])]))
+    inputs = penetration.ownership_structure().inputs
+    assert inputs.holders[("sse", "B0000001")] == firms["b"]
+    assert inputs.accounts_of[firms["a"]] == ()
+    assert set(inputs.accounts_of[firms["b"]]) == {("sse", "B0000001"), ("sse", "B0000002")}
+    fresh = penetration.build_structure().inputs
+    assert fresh.holders == inputs.holders
+    assert {h: set(a) for h, a in fresh.accounts_of.items() if a} == \
+        {h: set(a) for h, a in inputs.accounts_of.items() if a}
+    # B's two accounts trading with each other are one holder's now: a wash trade
+    result = analyse(ledger.submit([ledger.trade(SECURITY, "B0000001", "B0000002", 10)]))
+    assert result.findings == {"wash_trade": 1}

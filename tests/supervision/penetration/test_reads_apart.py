@@ -1,0 +1,63 @@
+"""The per-block analysis reads positions (threshold crossings) and roles and stakes (related
+parties) on a second connection while it runs the trade rules, when its transaction is the
+outermost one; inside a caller's transaction it reads them itself. Both find the same."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from businesschain.models import Position, Role
+from supervision.models import ThresholdCrossing
+from supervision.surveillance import _reads_apart_possible
+from tests.supervision.penetration.conftest import Ledger
+from tests.supervision.penetration.test_rules import SECURITY, alerts, analyse, market  # noqa: F401
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="a second connection with the pool"),
+]
+
+
+def crossing_with_a_related_party_trade(ledger: Ledger, market: dict[str, str]) -> dict:  # noqa: F811
+    """Group G (P, O1, O2) holds 20,000 on szse (account A0000009 of P) and buys 31,000 on sse,
+    and O1 sells 700 to O4, who shares a director with O1: 50,300 of 1,000,000 is past 5 %."""
+    szse = Ledger("szse")
+    szse.submit([szse.account("A0000009", market["p"], market["b1"]),
+                 szse.account("A000000G", market["fund"], market["b1"])])
+    analyse(szse.submit([szse.trade(SECURITY, "A000000G", "A0000009", 20_000)]))
+    return ledger.submit([ledger.trade(SECURITY, "A000000F", "A0000001", 31_000),
+                          ledger.trade(SECURITY, "A0000001", "A0000008", 700)])
+
+
+def tables_read(captured: CaptureQueriesContext) -> str:
+    return " ".join(q["sql"] for q in captured.captured_queries)
+
+
+def assert_found(result, market: dict[str, str]) -> None:  # noqa: F811
+    assert result.crossings_opened == 1 and result.findings == {"related_party_trade": 1}
+    crossing = ThresholdCrossing.objects.get()
+    assert (crossing.before_quantity, crossing.after_quantity, crossing.step) == (20_000, 50_300, 1)
+    assert set(crossing.members) == {market["p"], market["o1"], market["o2"]}
+    [alert] = alerts("related_party_trade")
+    assert set(alert.entities) == {market["o1"], market["o4"]}
+
+
+def test_outermost_analysis_reads_positions_and_roles_on_another_connection(ledger, market):  # noqa: F811
+    block = crossing_with_a_related_party_trade(ledger, market)
+    assert _reads_apart_possible() is False  # not inside an analysis
+    with CaptureQueriesContext(connection) as captured:
+        result = analyse(block)
+    read_here = tables_read(captured)
+    assert Position._meta.db_table not in read_here and Role._meta.db_table not in read_here
+    assert_found(result, market)
+
+
+def test_analysis_inside_a_callers_transaction_reads_everything_itself(ledger, market):  # noqa: F811
+    block = crossing_with_a_related_party_trade(ledger, market)
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        result = analyse(block)
+    read_here = tables_read(captured)
+    assert Position._meta.db_table in read_here and Role._meta.db_table in read_here
+    assert_found(result, market)
