@@ -32,7 +32,7 @@ from businesschain.registry import chain_status_set
 from gm.sm3 import sm3_hex
 from supervision.models import Alert, AlertEntity, AlertHistory
 from supervision.realtime.events import AlertEventType
-from supervision.realtime.publish import publish_alert, publish_chain_status
+from supervision.realtime.publish import publish_alert, publish_alerts, publish_chain_status
 from supervision.selectors import ALERT_SEVERITIES
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,8 @@ def alerts_raise(*, occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseRe
     the existing alerts are read and locked in one query (in fingerprint order), then new alerts,
     repeats, history rows and entity links are written in bulk. Same semantics as raising them one
     by one in order (a fingerprint repeated in the batch is a repeat of the first); one result per
-    occurrence, in order. Publishes `alert.created` / `alert.updated` per result on commit."""
+    occurrence, in order. Publishes `alert.created` / `alert.updated` per result on commit, in one
+    batch (`publish_alerts`)."""
     if not occurrences:
         return []
     for attempt in range(_RAISE_ATTEMPTS):
@@ -241,9 +242,9 @@ def _raise_many(occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseResult
         AlertEntity.objects.filter(gone).delete()
     AlertEntity.objects.bulk_create([link for link in links if len(link.entity_id) <= 64],
                                     ignore_conflicts=True)
-    for result in results:
-        event: AlertEventType = "alert.created" if result.created else "alert.updated"
-        transaction.on_commit(partial(publish_alert, result.alert, event), robust=True)
+    events: list[tuple[Alert, AlertEventType]] = [
+        (result.alert, "alert.created" if result.created else "alert.updated") for result in results]
+    transaction.on_commit(partial(publish_alerts, events), robust=True)
     return results
 
 

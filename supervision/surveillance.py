@@ -727,7 +727,7 @@ def _stored_positions(keys: set[Key]) -> dict[Key, int]:
     query filtered here."""
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Position._meta.db_table)
-        columns = [penetration.pg_text_array(column) for column in zip(*sorted(keys), strict=True)]
+        columns = [penetration.pg_text_array(column) for column in zip(*keys, strict=True)]
         # LATERAL … LIMIT 1 keeps this a loop of unique-index lookups: a hash join would read the
         # whole table for a few thousand keys.
         sql = ("SELECT k.chain_id, k.account, k.security, p.quantity FROM "  # noqa: S608

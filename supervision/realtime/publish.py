@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -57,16 +57,26 @@ def _group_send(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
 def publish_alert(alert: Alert, event: AlertEventType) -> None:
     """`alert.created` / `alert.updated` to `alerts.all` and the alert's chain group with person ids
     masked, and to their `.unmasked` twins with them shown (see `events` on the audiences)."""
-    groups = [ALL_GROUP] + ([chain_group(alert.chain_id)] if alert.chain_id else [])
+    publish_alerts([(alert, event)])
+
+
+def publish_alerts(events: Sequence[tuple[Alert, AlertEventType]]) -> None:
+    """`publish_alert` for several alerts (those one analysed block raised), in order, with one
+    lookup of their entities' kinds and one trip to the event loop."""
+    masks = {unmasked: alert_mask([alert for alert, _ in events], reveal=unmasked)
+             for unmasked in (False, True)}
     sends: list[tuple[str, dict[str, Any]]] = []
-    for unmasked in (False, True):
-        payload = alert_event_json(alert, mask=alert_mask([alert], reveal=unmasked))
-        message: AlertCreatedEvent | AlertUpdatedEvent = (
-            {"type": "alert.created", "alert": payload} if event == "alert.created"
-            else {"type": "alert.updated", "alert": payload}
-        )
-        sends += [(audience_group(g, unmasked=unmasked), dict(message)) for g in groups]
-    _group_send(sends)
+    for alert, event in events:
+        groups = [ALL_GROUP] + ([chain_group(alert.chain_id)] if alert.chain_id else [])
+        for unmasked in (False, True):
+            payload = alert_event_json(alert, mask=masks[unmasked])
+            message: AlertCreatedEvent | AlertUpdatedEvent = (
+                {"type": "alert.created", "alert": payload} if event == "alert.created"
+                else {"type": "alert.updated", "alert": payload}
+            )
+            sends += [(audience_group(g, unmasked=unmasked), dict(message)) for g in groups]
+    if sends:
+        _group_send(sends)
 
 
 def publish_chain_status(chain_id: str, *, throttle: bool = False) -> None:

@@ -245,13 +245,14 @@ def test_raising_many_at_once_writes_what_raising_them_one_by_one_writes(regulat
 def test_raising_many_at_once_publishes_each_result_on_commit_only(django_capture_on_commit_callbacks):
     raise_wash_trade(fingerprint="fp:old")
     batch = [alert_occurrence(**wash_trade_values(fingerprint=fp)) for fp in ("fp:old", "fp:new", "fp:new")]
-    with mock.patch("supervision.services.publish_alert") as publish:
+    with mock.patch("supervision.services.publish_alerts") as publish:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             results = alerts_raise(occurrences=batch)
         publish.assert_not_called()
         for callback in callbacks:
             callback()
-    assert [(c.args[0].pk, c.args[1]) for c in publish.call_args_list] == [
+    publish.assert_called_once()  # one batch for the whole raise
+    assert [(alert.pk, event) for alert, event in publish.call_args.args[0]] == [
         (results[0].alert.pk, "alert.updated"), (results[1].alert.pk, "alert.created"),
         (results[1].alert.pk, "alert.updated")]
 
