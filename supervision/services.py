@@ -94,21 +94,15 @@ def alert_raise(
 
     Safe under concurrency: the existing row is locked (`SELECT … FOR UPDATE`); two first raises
     racing on the unique fingerprint end with one insert, the other retrying as a repeat. Callable
-    inside a caller's transaction (it then uses a savepoint). Publishes on commit.
+    inside a caller's transaction (it then uses a savepoint). Publishes on commit. One finding
+    of `alerts_raise`, which does all raising.
     """
-    occurrence = alert_occurrence(
+    [result] = alerts_raise(occurrences=[alert_occurrence(
         code=code, severity=severity, fingerprint=fingerprint, title_zh=title_zh, title_en=title_en,
         detail_zh=detail_zh, detail_en=detail_en, chain_id=chain_id, block_height=block_height,
         tx_ids=tx_ids, entities=entities, evidence=evidence, at=at,
-    )
-    for attempt in range(_RAISE_ATTEMPTS):
-        try:
-            return _raise_once(occurrence)
-        except IntegrityError:
-            # Another transaction inserted the same fingerprint first: now it is a repeat.
-            if attempt == _RAISE_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    )])
+    return result
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,22 +179,6 @@ def alerts_raise(*, occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseRe
 
 
 @transaction.atomic
-def _raise_once(occ: AlertOccurrence) -> AlertRaiseResult:
-    alert = Alert.objects.select_for_update().filter(fingerprint=occ.fingerprint).first()
-    if alert is None:
-        with transaction.atomic():  # savepoint: a lost insert race leaves the outer block usable
-            alert = _new_alert(occ)
-            alert.save(force_insert=True)
-        _entity_links_add(alert, alert.entities)
-        transaction.on_commit(lambda: publish_alert(alert, "alert.created"), robust=True)
-        return AlertRaiseResult(alert=alert, created=True)
-
-    _apply_repeat(alert, occ)
-    transaction.on_commit(lambda: publish_alert(alert, "alert.updated"), robust=True)
-    return AlertRaiseResult(alert=alert, created=False)
-
-
-@transaction.atomic
 def _raise_many(occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseResult]:
     fingerprints = sorted({occ.fingerprint for occ in occurrences})
     known = {a.fingerprint: a for a in Alert.objects.select_for_update().filter(
@@ -258,19 +236,6 @@ def _new_alert(occ: AlertOccurrence) -> Alert:
     )
 
 
-def _apply_repeat(alert: Alert, occ: AlertOccurrence) -> None:
-    old_entities = set(alert.entities)
-    update, history = _repeat(alert, occ)
-    alert.save(update_fields=update)
-    AlertHistory.objects.bulk_create(history)
-
-    new_entities = set(alert.entities)
-    if gone := old_entities - new_entities:
-        AlertEntity.objects.filter(alert=alert, entity_id__in=gone).delete()
-    if added := new_entities - old_entities:
-        _entity_links_add(alert, sorted(added))
-
-
 def _repeat(alert: Alert, occ: AlertOccurrence) -> tuple[list[str], list[AlertHistory]]:
     """A repeat applied to `alert` in memory: the fields to save and the history rows to add."""
     alert.occurrences += 1
@@ -301,13 +266,6 @@ def _repeat(alert: Alert, occ: AlertOccurrence) -> tuple[list[str], list[AlertHi
             alert.status = Status.OPEN
             update.append("status")
     return update, history
-
-
-def _entity_links_add(alert: Alert, entity_ids: Iterable[str]) -> None:
-    """Index rows for the `entity=` filter (ids longer than an entity id can be stay in the JSON)."""
-    AlertEntity.objects.bulk_create(
-        [AlertEntity(alert=alert, entity_id=e) for e in entity_ids if len(e) <= 64], ignore_conflicts=True,
-    )
 
 
 def _unique(values: Iterable[str]) -> list[str]:

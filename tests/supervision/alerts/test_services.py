@@ -142,37 +142,43 @@ def test_repeat_never_lowers_severity_nor_reopens_an_acknowledged_alert(regulato
 
 
 def test_alert_events_are_published_only_on_commit(django_capture_on_commit_callbacks):
-    with mock.patch("supervision.services.publish_alert") as publish:
+    with mock.patch("supervision.services.publish_alerts") as publish:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             raise_wash_trade()
             raise_wash_trade()
         publish.assert_not_called()
         for callback in callbacks:
             callback()
-    assert [c.args[1] for c in publish.call_args_list] == ["alert.created", "alert.updated"]
+    assert [event for c in publish.call_args_list for _, event in c.args[0]] == [
+        "alert.created", "alert.updated"]
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and races need PostgreSQL")
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_first_raises_of_one_fingerprint_make_one_alert():
-    barrier = threading.Barrier(4)
+def run_at_once(count: int, work) -> None:
+    """`work` in `count` threads released together, each on its own connection; none may fail."""
+    barrier = threading.Barrier(count)
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
             barrier.wait()
-            raise_wash_trade()
+            work()
         except BaseException as error:
             errors.append(error)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and races need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_first_raises_of_one_fingerprint_make_one_alert():
+    run_at_once(4, raise_wash_trade)
     alert = Alert.objects.get()
     assert alert.occurrences == 4
     assert AlertEntity.objects.count() == 2
@@ -279,26 +285,9 @@ def test_raising_many_at_once_takes_the_same_queries_for_3_or_40_findings():
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks and races need PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_bulk_raises_of_the_same_new_fingerprints_make_one_alert_each():
-    barrier = threading.Barrier(3)
-    errors: list[BaseException] = []
     fingerprints = [f"race:{i}" for i in range(20)]
-
-    def worker() -> None:
-        try:
-            barrier.wait()
-            alerts_raise(occurrences=[alert_occurrence(**wash_trade_values(fingerprint=fp))
-                                      for fp in fingerprints])
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    run_at_once(3, lambda: alerts_raise(occurrences=[
+        alert_occurrence(**wash_trade_values(fingerprint=fp)) for fp in fingerprints]))
     assert sorted(Alert.objects.values_list("fingerprint", "occurrences")) == sorted(
         (fp, 3) for fp in fingerprints)
     assert AlertEntity.objects.count() == 2 * len(fingerprints)
