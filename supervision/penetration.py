@@ -115,10 +115,18 @@ class StructureInputs:
     holders: dict[tuple[str, str], str] = field(default_factory=dict)  # (chain, account) → holder
     accounts_of: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # holder → accounts
 
-    def copy(self, heads: Heads) -> StructureInputs:
-        return StructureInputs(heads, dict(self.holdings), dict(self.kinds), dict(self.roles),
-                               dict(self.concerts), dict(self.brokers), dict(self.holders),
-                               dict(self.accounts_of))
+    def copy(self, heads: Heads, rows: _Rows) -> StructureInputs:
+        """Ours at `heads`, ready for `rows` to be applied: the tables `rows` may write are copied,
+        the others shared (inputs are never changed once a structure is made from them, and
+        copying every account's holder for each block costs more than the block's own rows)."""
+        accounts = bool(rows.accounts)
+        return StructureInputs(
+            heads, dict(self.holdings) if rows.holdings else self.holdings,
+            dict(self.kinds) if rows.kinds else self.kinds, dict(self.roles) if rows.roles else self.roles,
+            dict(self.concerts) if rows.concerts else self.concerts,
+            dict(self.brokers) if accounts else self.brokers,
+            dict(self.holders) if accounts else self.holders,
+            dict(self.accounts_of) if accounts else self.accounts_of)
 
     def kind_of(self, entity: str) -> str:
         return self.kinds.get(entity) or kinds_by_form([entity])[entity]
@@ -180,6 +188,12 @@ class OwnershipStructure:
     @property
     def heads(self) -> Heads:
         return self.inputs.heads
+
+    @property
+    def computed_groups(self) -> own.ControlGroups | None:
+        """The control groups when already computed (or carried from the base), else None:
+        computing them takes the integrated matrix."""
+        return self._groups
 
     def _build_graph(self) -> None:
         holdings = [own.Holding(h, i, s, t) for (h, i), (s, t) in self.inputs.holdings.items() if 0 < s <= t]
@@ -335,10 +349,15 @@ def chain_heads() -> Heads:
     return tuple(sorted(Chain.objects.order_by().values_list("id", "head_height")))
 
 
-def ownership_structure() -> OwnershipStructure:
+#: (chain, height) → the structure transactions (type, body) of that block, already read
+KnownBlocks = Mapping[tuple[str, int], Sequence[tuple[str, Mapping[str, Any]]]]
+
+
+def ownership_structure(*, known: KnownBlocks | None = None) -> OwnershipStructure:
     """The current structure. The per-process copy is only a shortcut: one query compares the
     chains' heads with the copy's; if any moved, the rows written since are read (`inputs_refresh`)
-    and the structure is evolved from them."""
+    and the structure is evolved from them. `known`: blocks whose structure transactions the
+    caller has read already (not read again)."""
     heads = chain_heads()
     with _cache_lock:
         cached = _cache.get(connection.alias)
@@ -347,7 +366,7 @@ def ownership_structure() -> OwnershipStructure:
     if cached is None:
         structure = OwnershipStructure(inputs_load(heads))
     else:
-        inputs, delta = inputs_refresh(cached.inputs, heads)
+        inputs, delta = inputs_refresh(cached.inputs, heads, known=known)
         structure = cached.evolve(inputs, delta)
     remember_structure(structure)
     return structure
@@ -377,22 +396,25 @@ def inputs_load(heads: Heads) -> StructureInputs:
     return inputs
 
 
-def inputs_refresh(old: StructureInputs, heads: Heads) -> tuple[StructureInputs, InputsDelta]:
-    """`old` brought up to `heads` (read before this call), and what changed."""
-    inputs = old.copy(heads)
+def inputs_refresh(old: StructureInputs, heads: Heads, *, known: KnownBlocks | None = None
+                   ) -> tuple[StructureInputs, InputsDelta]:
+    """`old` brought up to `heads` (read before this call), and what changed (`known`: see
+    `ownership_structure`)."""
     delta = InputsDelta()
-    known = dict(old.heads)
-    moved = [(chain, known.get(chain, -1), height) for chain, height in heads
-             if height > known.get(chain, -1)]
+    was_at = dict(old.heads)
+    moved = [(chain, was_at.get(chain, -1), height) for chain, height in heads
+             if height > was_at.get(chain, -1)]
     if not moved:
-        return inputs, delta
+        return old.copy(heads, _Rows()), delta
     if sum(new - was for _, was, new in moved) > MAX_DELTA_BLOCKS:
         since = Q()
         for chain, was, _ in moved:
             since |= Q(chain_id=chain, height__gt=was)
-        _inputs_apply(inputs, _rows(since), delta)
+        rows = _rows(since).listed()
     else:
-        _inputs_apply(inputs, _rows_named(moved), delta)
+        rows = _rows_named(moved, known or {})
+    inputs = old.copy(heads, rows)
+    _inputs_apply(inputs, rows, delta)
     return inputs, delta
 
 
@@ -403,6 +425,11 @@ class _Rows:
     roles: Iterable[tuple[str, str, str, bool]] = ()
     concerts: Iterable[tuple[str, str, Any, bool]] = ()
     accounts: Iterable[tuple[str, str, str, str]] = ()  # (chain, account, broker, holder)
+
+    def listed(self) -> _Rows:
+        """The same rows read into lists (so that their emptiness is known)."""
+        return _Rows(list(self.holdings), list(self.kinds), list(self.roles), list(self.concerts),
+                     list(self.accounts))
 
 
 def _rows(where: Q) -> _Rows:
@@ -417,21 +444,29 @@ def _rows(where: Q) -> _Rows:
     )
 
 
-def _rows_named(moved: Sequence[tuple[str, int, int]]) -> _Rows:
+def _rows_named(moved: Sequence[tuple[str, int, int]], known: KnownBlocks) -> _Rows:
     """The current rows named by the structure transactions of the blocks in `moved` (chain, from
-    height exclusive, to height inclusive): at most eight small indexed reads."""
+    height exclusive, to height inclusive; those of the blocks in `known` as given): at most eight
+    small indexed reads."""
+    named: list[tuple[str, str, Mapping[str, Any]]] = []  # (chain, type, body)
     in_blocks = Q()
     for chain, was, now in moved:
-        in_blocks |= Q(chain_id=chain, height__gt=was, height__lte=now)
-    block_ids = list(Block.objects.order_by().filter(in_blocks).values_list("id", flat=True))
+        if all((chain, height) in known for height in range(was + 1, now + 1)):
+            named += [(chain, kind, body) for height in range(was + 1, now + 1)
+                      for kind, body in known[(chain, height)]]
+        else:
+            in_blocks |= Q(chain_id=chain, height__gt=was, height__lte=now)
+    if in_blocks:
+        block_ids = list(Block.objects.order_by().filter(in_blocks).values_list("id", flat=True))
+        stored = Transaction.objects.order_by().filter(block_id__in=block_ids, type__in=STRUCTURE_TX_TYPES)
+        named += [(chain, kind, json.loads(body))
+                  for chain, kind, body in stored.values_list("chain_id", "type", "body")]
     pairs: set[Pair] = set()
     entities: set[str] = set()
     role_keys: set[tuple[str, str]] = set()
     issuers: set[str] = set()
     accounts: dict[str, set[str]] = defaultdict(set)
-    for chain, kind, body in Transaction.objects.order_by().filter(
-            block_id__in=block_ids, type__in=STRUCTURE_TX_TYPES).values_list("chain_id", "type", "body"):
-        data = json.loads(body)
+    for chain, kind, data in named:
         if kind == "shareholding":
             pairs.add((data["holder"], data["issuer"]))
         elif kind == "entity_register":

@@ -156,9 +156,12 @@ class _BlockData:
         return self._holders
 
     def groups(self) -> own.ControlGroups:
-        """The materialised control groups of those holders."""
+        """The control groups of the block's structure when it has them computed (the same inputs
+        give the same groups as the materialised table), else those of the holders read from the
+        materialised table: a worker that has not computed them does not solve the matrix here."""
         if self._groups is None:
-            self._groups = penetration.stored_groups(self.holders().values())
+            known = self.structure.computed_groups if self.structure is not None else None
+            self._groups = known if known is not None else penetration.stored_groups(self.holders().values())
         return self._groups
 
     def touched_entities(self) -> set[str]:
@@ -262,7 +265,8 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
         lap("load")
         findings: list[Finding] = []
         if data.structure_txs:
-            data.structure = structure_refresh()
+            data.structure = structure_refresh(known={
+                (chain_id, height): [(kind, body) for _, kind, body in data.structure_txs]})
             result.structure_rebuilt = True
             lap("structure")
             findings += _structure_findings(data.structure, data)
@@ -271,16 +275,18 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
             if data.structure is None:
                 data.structure = penetration.ownership_structure()
             apart = _reads_apart_possible()
-            positions = _DatabasePositions(data)
+            positions = _DatabasePositions(data, heads=dict(data.structure.heads))  # read just now
             plan = _crossings_plan(data)
             holdings = _meanwhile(partial(_holdings, plan, positions), apart=apart and not positions.lags()) \
                 if plan else None
-            lap("crossings")
+            lap("crossings_plan")
             findings += _trade_findings(data, apart=apart)
             lap("trade_rules")
             if plan is not None and holdings is not None:
-                result.crossings_opened = _crossings_record(plan, holdings())
-            lap("crossings")
+                held = holdings()
+                lap("holdings_wait")
+                result.crossings_opened = _crossings_record(plan, held)
+            lap("crossings_record")
         if data.disclosures:
             result.crossings_disclosed = _crossings_disclose(data.disclosures)
         raised = _raise(findings, at=now)
@@ -329,22 +335,32 @@ def _chains_clock_expression(fallback: datetime) -> Coalesce:
 # --- structure --------------------------------------------------------------------------------
 
 
-def structure_refresh(*, fresh: bool = False) -> penetration.OwnershipStructure:
-    """Bring the ownership structure up to date with the index (`fresh`: read it whole) and the
-    materialised control groups with it (rewritten only when they may differ). Serialised on the
-    `AnalyticsState` row."""
-    with transaction.atomic():
-        state, _ = AnalyticsState.objects.select_for_update().get_or_create(pk=1)
-        structure = penetration.build_structure() if fresh else penetration.ownership_structure()
-        update = ["structure_version", "structure_built_at"]
-        if fresh or state.groups_token != structure.groups_token:
+def structure_refresh(*, fresh: bool = False, known: penetration.KnownBlocks | None = None
+                      ) -> penetration.OwnershipStructure:
+    """Bring the ownership structure up to date with the index (`fresh`: read it whole; `known`:
+    structure transactions already read) and the materialised control groups with it (rewritten
+    only when they may differ). Serialised on the `AnalyticsState` row."""
+    with transaction.atomic(savepoint=False):  # nested in a block's analysis: all or nothing with it
+        token = _state_count_refresh()
+        structure = penetration.build_structure() if fresh else penetration.ownership_structure(known=known)
+        if fresh or token != structure.groups_token:
             _groups_materialise(structure)
-            state.groups_token = structure.groups_token
-            update.append("groups_token")
-        state.structure_version += 1
-        state.structure_built_at = timezone.now()
-        state.save(update_fields=update)
+            AnalyticsState.objects.filter(pk=1).update(groups_token=structure.groups_token)
     return structure
+
+
+def _state_count_refresh() -> str:
+    """Lock the `AnalyticsState` row (it serialises structure refreshes), count this refresh and
+    return the token of the materialised control groups, in one statement."""
+    table = connection.ops.quote_name(AnalyticsState._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET structure_version = structure_version + 1, "  # noqa: S608
+                       "structure_built_at = %s WHERE id = 1 RETURNING groups_token", [timezone.now()])
+        row = cursor.fetchone()
+    if row is None:  # the very first refresh
+        AnalyticsState.objects.get_or_create(pk=1)
+        return _state_count_refresh()
+    return str(row[0])
 
 
 def _groups_materialise(structure: penetration.OwnershipStructure) -> int:
@@ -638,16 +654,33 @@ def _legs_from_indexed(frontier: Mapping[LegKey, Band], lo: datetime, hi: dateti
 
 
 Key = tuple[str, str, str]  # (chain, account, security)
-Held = tuple[str, str, str, str, int]  # (holder, chain, account, security, quantity ≠ 0)
+
+
+@dataclass(slots=True)
+class _Keys:
+    """Position keys as three parallel columns (the arrays a query sends); a key's number is its
+    place in them."""
+
+    chains: list[str] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+    securities: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.chains)
+
+    def key(self, n: int) -> Key:
+        return self.chains[n], self.accounts[n], self.securities[n]
 
 
 class _DatabasePositions:
     """Positions as of the analysed block: the stored (current) position, minus the legs of later
     blocks of the same chain (none, unless analysis lags behind ingestion)."""
 
-    def __init__(self, data: _BlockData) -> None:
+    def __init__(self, data: _BlockData, heads: Mapping[str, int] | None = None) -> None:
         self.data = data
         self._lags: bool | None = None
+        if heads is not None and data.chain_id in heads:
+            self._lags = heads[data.chain_id] > data.height
 
     def lags(self) -> bool:
         """Whether the chain already has blocks above the analysed one."""
@@ -656,36 +689,25 @@ class _DatabasePositions:
             self._lags = head is not None and head > self.data.height
         return self._lags
 
-    def quantities(self, keys: set[Key]) -> dict[Key, int]:
+    def quantities(self, keys: _Keys) -> dict[int, int]:
+        """The nonzero positions at these keys, by key number."""
         if not keys:
             return {}
         out = _stored_positions(keys)
         chain, height = self.data.chain_id, self.data.height
         if self.lags():  # undo the later blocks' legs
-            securities = {s for c, _, s in keys if c == chain}
+            number = {keys.key(n): n for n in range(len(keys))}
+            securities = {s for c, s in zip(keys.chains, keys.securities, strict=True) if c == chain}
             later = [t.leg() for t in _trades(Trade.objects.order_by().filter(
                 chain_id=chain, height__gt=height, security__any_of=securities))]
             later += [t.leg() for t in _transfers(Transfer.objects.order_by().filter(
                 chain_id=chain, height__gt=height, security__any_of=securities))]
             for leg in later:
                 for account, sign in ((leg.target, 1), (leg.source, -1)):
-                    key = (leg.chain, account, leg.security)
-                    if key in keys:
-                        out[key] = out.get(key, 0) - sign * leg.quantity
-        return out
-
-
-def _held(positions: _DatabasePositions | _ReplayPositions, wanted: Mapping[str, set[str]],
-          accounts_of: Mapping[str, Iterable[tuple[str, str]]]) -> list[Held]:
-    """The nonzero positions of every account of these holders (all chains) in the securities
-    named for each (`positions.quantities` of every such key)."""
-    holder_of: dict[Key, str] = {}
-    for holder, securities in wanted.items():
-        for chain, account in accounts_of.get(holder, ()):
-            for security in securities:
-                holder_of[(chain, account, security)] = holder
-    return [(holder_of[key], *key, quantity)
-            for key, quantity in positions.quantities(set(holder_of)).items() if quantity]
+                    n = number.get((leg.chain, account, leg.security))
+                    if n is not None:
+                        out[n] = out.get(n, 0) - sign * leg.quantity
+        return {n: q for n, q in out.items() if q}
 
 
 Pair = tuple[str, str]  # (control group, issuer)
@@ -693,25 +715,36 @@ Holdings = dict[Pair, tuple[int, int]]  # → (holding before the block, after i
 
 
 def _holdings(plan: _CrossingPlan, positions: _DatabasePositions | _ReplayPositions) -> Holdings:
-    """(before, after) of the plan's touched (group, issuer) holdings."""
-    return _holdings_of(plan, _held(positions, plan.wanted, plan.accounts_of))
-
-
-def _holdings_of(plan: _CrossingPlan, held_rows: Iterable[Held]) -> Holdings:
-    """(before, after) of every touched holding from the nonzero positions of the plan's `wanted`
-    keys after the block. A holding sums the group's accounts on every chain over every security
-    of the issuer (an account never counts below zero); the holding before the block differs only
-    at the block's own keys (position − the block's net change)."""
-    data, listed, issuer_of, account_group = plan.data, plan.listed, plan.issuer_of, plan.account_group
-    member_group = {m: g for g, ms in plan.members_of.items() for m in ms}
+    """(before, after) of every touched (group, issuer) holding. A holding sums the group's
+    accounts on every chain over every security of the issuer (an account never counts below
+    zero): the positions of every account of every member in the securities `wanted` for it. The
+    holding before the block differs only at the block's own keys (position − the block's net
+    change)."""
+    data, issuer_of, accounts_of = plan.data, plan.issuer_of, plan.accounts_of
+    keys = _Keys()
+    chains, accounts, securities = keys.chains, keys.accounts, keys.securities
+    pair_of: list[Pair] = []  # per key number
+    for member, wanted in plan.wanted.items():
+        mine = accounts_of.get(member)
+        if not mine:
+            continue
+        group = plan.member_group[member]
+        for security in wanted:
+            pair = (group, issuer_of[security])
+            for chain, account in mine:
+                chains.append(chain)
+                accounts.append(account)
+                securities.append(security)
+                pair_of.append(pair)
     after: dict[Pair, int] = dict.fromkeys(plan.touched, 0)
-    held: dict[tuple[str, str], int] = {}  # the nonzero positions on the block's chain
-    for holder, chain, account, security, quantity in held_rows:
-        if chain == data.chain_id:
-            held[(account, security)] = quantity
+    held: dict[tuple[str, str], int] = {}  # the nonzero positions on the block's chain, after it
+    for n, quantity in positions.quantities(keys).items():
         if quantity > 0:
-            after[(member_group[holder], issuer_of[security])] += quantity
+            after[pair_of[n]] += quantity
+        if chains[n] == data.chain_id:
+            held[(accounts[n], securities[n])] = quantity
     before = dict(after)
+    account_group, listed = plan.account_group, plan.listed
     for (account, security), change in plan.delta.items():
         if change:
             now_q = held.get((account, security), 0)
@@ -721,31 +754,33 @@ def _holdings_of(plan: _CrossingPlan, held_rows: Iterable[Held]) -> Holdings:
     return {pair: (before[pair], after[pair]) for pair in plan.touched}
 
 
-def _stored_positions(keys: set[Key]) -> dict[Key, int]:
-    """The stored nonzero positions among these keys (a key left out holds nothing): on PostgreSQL
-    one join against three unnested arrays (index lookups on the unique key), elsewhere a superset
-    query filtered here."""
+def _stored_positions(keys: _Keys) -> dict[int, int]:
+    """The stored positions at these keys, by key number (a key left out holds nothing): on
+    PostgreSQL one join against the three arrays (index lookups on the unique key) returning key
+    numbers, elsewhere a superset query filtered here."""
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(Position._meta.db_table)
-        columns = [penetration.pg_text_array(column) for column in zip(*keys, strict=True)]
         # LATERAL … LIMIT 1 keeps this a loop of unique-index lookups: a hash join would read the
         # whole table for a few thousand keys.
-        sql = ("SELECT k.chain_id, k.account, k.security, p.quantity FROM "  # noqa: S608
-               "unnest(%s::varchar[], %s::varchar[], %s::varchar[]) AS k(chain_id, account, security) "
+        sql = ("SELECT k.n - 1, p.quantity FROM "  # noqa: S608
+               "unnest(%s::varchar[], %s::varchar[], %s::varchar[]) WITH ORDINALITY "
+               "AS k(chain_id, account, security, n) "
                f"CROSS JOIN LATERAL (SELECT quantity FROM {table} WHERE chain_id = k.chain_id "
                "AND account = k.account AND security = k.security LIMIT 1) p WHERE p.quantity <> 0")
         with connection.cursor() as cursor:
-            cursor.execute(sql, columns)
-            return {(c, a, s): q for c, a, s, q in cursor.fetchall()}
+            cursor.execute(sql, [penetration.pg_text_array(column)
+                                 for column in (keys.chains, keys.accounts, keys.securities)])
+            return dict(cursor.fetchall())
+    number = {keys.key(n): n for n in range(len(keys))}
     by_chain: dict[str, set[str]] = defaultdict(set)
-    for chain, account, _ in keys:
+    for chain, account in zip(keys.chains, keys.accounts, strict=True):
         by_chain[chain].add(account)
     where = Q()
     for chain, names in by_chain.items():
         where |= Q(chain_id=chain, account__any_of=names)
-    rows = Position.objects.order_by().filter(where, security__any_of={s for _, _, s in keys}).exclude(
+    rows = Position.objects.order_by().filter(where, security__any_of=set(keys.securities)).exclude(
         quantity=0).values_list("chain_id", "account", "security", "quantity")
-    return {(c, a, s): q for c, a, s, q in rows if (c, a, s) in keys}
+    return {n: q for c, a, s, q in rows if (n := number.get((c, a, s))) is not None}
 
 
 class _ReplayPositions:
@@ -759,8 +794,10 @@ class _ReplayPositions:
             self.positions[(leg.chain, leg.target, leg.security)] += leg.quantity
             self.positions[(leg.chain, leg.source, leg.security)] -= leg.quantity
 
-    def quantities(self, keys: set[Key]) -> dict[Key, int]:
-        return {key: self.positions.get(key, 0) for key in keys}
+    def quantities(self, keys: _Keys) -> dict[int, int]:
+        known = self.positions
+        return {n: q for n, key in enumerate(zip(keys.chains, keys.accounts, keys.securities, strict=True))
+                if (q := known.get(key, 0))}
 
 
 @dataclass(slots=True)
@@ -775,6 +812,7 @@ class _CrossingPlan:
     touched: dict[tuple[str, str], list[str]]  # (group, issuer) → the block's transactions
     delta: dict[tuple[str, str], int]  # the block's net change per (account, security)
     members_of: dict[str, frozenset[str]]
+    member_group: dict[str, str]  # every member of a touched group → the group
     wanted: dict[str, set[str]]  # member → securities of its group's touched issuers
     accounts_of: Mapping[str, tuple[tuple[str, str], ...]]  # member → its (chain, account)s
 
@@ -825,12 +863,16 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
             delta[(leg.target, leg.security)] += leg.quantity
     members_of = {g: groups.members(g) for g in {g for g, _ in touched}}
     wanted: dict[str, set[str]] = defaultdict(set)  # member → securities of its group's touched issuers
+    member_group: dict[str, str] = {}
     for group, issuer in touched:
+        securities = securities_of[issuer]
         for member in members_of[group]:
-            wanted[member] |= securities_of[issuer]
+            wanted[member] |= securities
+            member_group[member] = group
     assert data.structure is not None
     return _CrossingPlan(data, listed, issuer_of, dict(totals), account_group, dict(touched),
-                         dict(delta), members_of, dict(wanted), data.structure.inputs.accounts_of)
+                         dict(delta), members_of, member_group, dict(wanted),
+                         data.structure.inputs.accounts_of)
 
 
 def _crossings_record(plan: _CrossingPlan, holdings: Holdings) -> int:

@@ -14,7 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
+from fractions import Fraction
+from operator import itemgetter
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -53,6 +55,9 @@ class Leg(NamedTuple):
     quantity: int
     at: datetime
     kind: Literal["trade", "transfer"] = "trade"
+
+
+_LEG_ORDER = itemgetter(7, 1, 2, 0)  # (at, chain, height, tx_id): time order, ties broken stably
 
 
 class Trade(NamedTuple):
@@ -203,8 +208,8 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
     names the holders of a ring's accounts (those of its chain). The search
     is a depth-first walk bounded by `max_legs`, the window and the quantity band; if it still
     exceeds `max_expansions` steps it raises `RingSearchBudgetExceeded` with the rings found."""
-    tol = Decimal(str(tolerance))
-    ordered = sorted(legs, key=lambda leg: (leg.at, leg.chain, leg.height, leg.tx_id))
+    tol = Fraction(Decimal(str(tolerance)))
+    ordered = sorted(legs, key=_LEG_ORDER)
     fresh_ids = None if new_tx_ids is None else set(new_tx_ids)
 
     def is_new(leg: Leg) -> bool:
@@ -265,12 +270,16 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
         for start in ordered:
             if start.source == start.target or start.quantity <= 0:
                 continue
+            # Most legs lead nowhere: nothing leaves their target in that security after them.
+            onward = out_of.get((start.chain, start.security, start.target))
+            if onward is None or onward[-1].at < start.at:
+                continue
             deadline = start.at + window
             # Some new leg must fall inside [start.at, deadline], or no ring from here can include one.
             k = bisect.bisect_left(new_times, start.at)
             if k == len(new_times) or new_times[k] > deadline:
                 continue
-            slack = int((tol * start.quantity).to_integral_value(rounding=ROUND_FLOOR))
+            slack = start.quantity * tol.numerator // tol.denominator  # ⌊tolerance × q⌋, exactly
             extend([start], {start.source, start.target}, start.quantity - slack, start.quantity + slack,
                    deadline)
     finally:

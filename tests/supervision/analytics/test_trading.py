@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gc
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from supervision.analytics.ownership import Holding, OwnershipGraph, Role, control_groups
 from supervision.analytics.trading import (
@@ -146,6 +149,46 @@ def test_ring_through_transfers_and_longer_rings_up_to_the_leg_limit() -> None:
     assert found.tx_ids == ("t1", "t2", "t3", "t4", "t5") and found.entities == ("PA", "PC")
     assert (found.chain, found.height) == ("sse", 7)
     assert trade_rings(legs, max_legs=4) == []
+
+
+def _rings_by_definition(legs: list[Leg], new: set[str], max_legs: int) -> set[frozenset[str]]:
+    """Every set of legs that can be ordered into a ring as `trade_rings` defines one, by trying
+    every ordering: one chain and security, each leg leaving where the last arrived and not
+    earlier, back at the first account, ≥ 3 distinct accounts, within the window, quantities within
+    10 % of the first leg's, and at least one new leg."""
+    found: set[frozenset[str]] = set()
+    for k in range(3, max_legs + 1):
+        for path in itertools.permutations(legs, k):
+            first, last = path[0], path[-1]
+            if first.quantity <= 0 or last.at - first.at > timedelta(minutes=30):
+                continue
+            if len({(x.chain, x.security) for x in path}) != 1 or last.target != first.source:
+                continue
+            if any(a.target != b.source or b.at < a.at for a, b in itertools.pairwise(path)):
+                continue
+            if len({x.source for x in path}) != k or not {x.tx_id for x in path} & new:
+                continue
+            if all(abs(x.quantity - first.quantity) * 10 <= first.quantity for x in path):
+                found.add(frozenset(x.tx_id for x in path))
+    return found
+
+
+_ring_legs = st.lists(
+    st.tuples(st.sampled_from("ABCD"), st.sampled_from("ABCD"), st.sampled_from([889, 900, 1000, 1100, 1112]),
+              st.integers(0, 40), st.sampled_from([SEC, "600001"]), st.sampled_from(["sse", "szse"]),
+              st.booleans()),
+    max_size=7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ring_legs)
+def test_ring_search_finds_exactly_the_rings_of_the_definition(spec: list[tuple[str, str, int, int, str, str, bool]]
+                                                               ) -> None:
+    legs = [leg(f"t{i}", a, b, q, m, security=s, chain=c) for i, (a, b, q, m, s, c, _) in enumerate(spec)]
+    new = {f"t{i}" for i, item in enumerate(spec) if item[-1]}
+    found = trade_rings(legs, new, max_legs=5)
+    assert {frozenset(f.tx_ids) for f in found} == _rings_by_definition(legs, new, 5)
+    assert len(found) == len({frozenset(f.tx_ids) for f in found})  # each ring once
 
 
 def test_ring_search_leaves_no_garbage_for_the_cycle_collector() -> None:
