@@ -41,7 +41,6 @@ from psycopg.types.datetime import TimestamptzLoader
 
 from businesschain.errors import NotFound
 from businesschain.models import (
-    Account,
     Block,
     Chain,
     Disclosure,
@@ -262,6 +261,9 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
     with transaction.atomic():
         _jit_off()
         data = _block_data(chain_id, height)
+        apart = _reads_apart_possible()
+        # The ring search needs only the block's legs: on a second connection it runs meanwhile.
+        rings = _meanwhile(partial(_ring_search, data), apart=apart) if data.legs else None
         lap("load")
         findings: list[Finding] = []
         if data.structure_txs:
@@ -274,13 +276,12 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
         if data.trades or data.transfers:
             if data.structure is None:
                 data.structure = penetration.ownership_structure()
-            apart = _reads_apart_possible()
             positions = _DatabasePositions(data, heads=dict(data.structure.heads))  # read just now
             plan = _crossings_plan(data)
             holdings = _meanwhile(partial(_holdings, plan, positions), apart=apart and not positions.lags()) \
                 if plan else None
             lap("crossings_plan")
-            findings += _trade_findings(data, apart=apart)
+            findings += _trade_findings(data, apart=apart, rings=rings)
             lap("trade_rules")
             if plan is not None and holdings is not None:
                 held = holdings()
@@ -432,7 +433,7 @@ def _broker_findings(structure: penetration.OwnershipStructure, data: _BlockData
 # --- reads on a second connection ----------------------------------------------------------------
 
 #: Threads for `_meanwhile`, each reading on its own connection (from the pool, given back after).
-_APART = ThreadPoolExecutor(max_workers=2, thread_name_prefix="analysis-read")
+_APART = ThreadPoolExecutor(max_workers=3, thread_name_prefix="analysis-read")
 
 
 def _reads_apart_possible() -> bool:
@@ -467,10 +468,11 @@ def _read_apart(read: Callable[[], _T]) -> _T:
 # --- trades -----------------------------------------------------------------------------------
 
 
-def _trade_findings(data: _BlockData, *, apart: bool = False) -> list[Finding]:
+def _trade_findings(data: _BlockData, *, apart: bool = False,
+                    rings: Callable[[], list[Finding]] | None = None) -> list[Finding]:
     """Wash trades, related-party trades and trade rings of the block's trades and transfers.
     `apart`: the roles and stakes of the related-party test are read on a second connection
-    while the trade rings are searched (`_meanwhile`)."""
+    while the trade rings are named (`_meanwhile`); `rings`: the ring search, started already."""
     holder_of = data.holders()
     findings: list[Finding] = []
     related: Callable[[], tuple[list[RoleRow], list[StakeRow]]] | None = None
@@ -484,7 +486,7 @@ def _trade_findings(data: _BlockData, *, apart: bool = False) -> list[Finding]:
                 candidates.update((buyer, seller))
         if candidates:
             related = _meanwhile(partial(_roles_and_stakes, candidates), apart=apart)
-    findings += _rings(data, holder_of)
+    findings += _rings_named(data, rings() if rings is not None else _ring_search(data))
     if related is not None:
         parties = _related_parties(*related(), groups)
         linked = {e for e in candidates if parties.may_relate(e)}  # others have no reasons
@@ -545,12 +547,13 @@ def _band(quantity: int) -> Band:
     return quantity * 4 // 5, -(-quantity * 5 // 4)
 
 
-def _rings(data: _BlockData, holder_of: Mapping[str, str]) -> list[Finding]:
-    """Trade rings through the block's legs. Earlier legs are fetched by walking forward from the
-    new legs' targets: same chain and security (account numbers are unique per chain only), source
-    on the frontier, inside the 30-minute window and the quantity band of the leg the walk started
-    from; at most `RING_ROUNDS` rounds of one query. Every leg of a ring through a new leg is
-    reached that way, so the window is never loaded whole."""
+def _ring_search(data: _BlockData) -> list[Finding]:
+    """Trade rings through the block's legs, their holders not named yet (`_rings_named`). Earlier
+    legs are fetched by walking forward from the new legs' targets: same chain and security
+    (account numbers are unique per chain only), source on the frontier, inside the 30-minute
+    window and the quantity band of the leg the walk started from; at most `RING_ROUNDS` rounds of
+    one query. Every leg of a ring through a new leg is reached that way, so the window is never
+    loaded whole. Needs nothing but the block's legs: it may run before the structure is read."""
     new = data.legs
     if not new:
         return []
@@ -583,19 +586,19 @@ def _rings(data: _BlockData, holder_of: Mapping[str, str]) -> list[Finding]:
     except trading.RingSearchBudgetExceeded as exceeded:
         log.warning("trade ring search budget exhausted in %s#%s", data.chain_id, data.height)
         rings = exceeded.findings
-    if not rings:
-        return []
-    accounts_of = {f.fingerprint: [str(a) for a in f.facts.get("accounts", ()) or ()]  # type: ignore[attr-defined]
-                   for f in rings}
-    ring_accounts = {a for accounts in accounts_of.values() for a in accounts}
-    holders = dict(holder_of)  # a ring stays on one chain, and its new leg is on the block's
-    missing = ring_accounts - set(holders)
-    if missing:
-        holders.update(Account.objects.order_by().filter(
-            chain_id=data.chain_id, account__any_of=missing).values_list("account", "holder_id"))
+    return rings
+
+
+def _rings_named(data: _BlockData, rings: Iterable[Finding]) -> list[Finding]:
+    """The rings with the holders of their accounts as entities, from the structure's inputs (a
+    ring stays on one chain, and its new leg is on the block's)."""
+    assert data.structure is not None, "set the block's structure first"
+    known, chain = data.structure.inputs.holders, data.chain_id
     out = []
     for f in rings:
-        entities = tuple(sorted({holders[a] for a in accounts_of[f.fingerprint] if a in holders}))
+        accounts = f.facts.get("accounts") or ()
+        entities = tuple(sorted({h for a in accounts  # type: ignore[attr-defined]
+                                 if (h := known.get((chain, str(a)))) is not None}))
         out.append(Finding(f.code, f.fingerprint, f.chain, f.height, f.tx_ids, entities, f.facts))
     return out
 
