@@ -372,6 +372,12 @@ def ownership_structure(*, known: KnownBlocks | None = None) -> OwnershipStructu
     return structure
 
 
+def cached_structure() -> OwnershipStructure | None:
+    """The structure this process last read (without asking whether the index moved since)."""
+    with _cache_lock:
+        return _cache.get(connection.alias)
+
+
 def remember_structure(structure: OwnershipStructure) -> None:
     with _cache_lock:
         _cache[connection.alias] = structure

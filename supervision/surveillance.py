@@ -154,6 +154,10 @@ class _BlockData:
             self._holders = {a: h for a in accounts if (h := known.get((chain, a))) is not None}
         return self._holders
 
+    def forget_structure(self) -> None:
+        """Drop what was derived from an earlier structure (holders, groups)."""
+        self._holders = self._groups = None
+
     def groups(self) -> own.ControlGroups:
         """The control groups of the block's structure when it has them computed (the same inputs
         give the same groups as the materialised table), else those of the holders read from the
@@ -264,6 +268,7 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
         apart = _reads_apart_possible()
         # The ring search needs only the block's legs: on a second connection it runs meanwhile.
         rings = _meanwhile(partial(_ring_search, data), apart=apart) if data.legs else None
+        early = _crossings_early(data) if apart and data.legs else None
         lap("load")
         findings: list[Finding] = []
         if data.structure_txs:
@@ -276,10 +281,13 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
         if data.trades or data.transfers:
             if data.structure is None:
                 data.structure = penetration.ownership_structure()
-            positions = _DatabasePositions(data, heads=dict(data.structure.heads))  # read just now
-            plan = _crossings_plan(data)
-            holdings = _meanwhile(partial(_holdings, plan, positions), apart=apart and not positions.lags()) \
-                if plan else None
+            if early is not None and early.holds_for(data.structure):
+                plan, holdings = early.plan, early.holdings
+            else:
+                data.forget_structure()
+                positions = _DatabasePositions(data, heads=dict(data.structure.heads))  # read just now
+                plan = _crossings_plan(data)
+                holdings = _meanwhile(partial(_holdings, plan, positions), apart=apart) if plan else None
             lap("crossings_plan")
             findings += _trade_findings(data, apart=apart, rings=rings)
             lap("trade_rules")
@@ -818,6 +826,40 @@ class _CrossingPlan:
     member_group: dict[str, str]  # every member of a touched group → the group
     wanted: dict[str, set[str]]  # member → securities of its group's touched issuers
     accounts_of: Mapping[str, tuple[tuple[str, str], ...]]  # member → its (chain, account)s
+
+
+@dataclass(slots=True)
+class _EarlyCrossings:
+    """A block's crossing plan made from the structure cached before the block's structure
+    refresh, with its positions read meanwhile (`_crossings_early`)."""
+
+    structure: penetration.OwnershipStructure
+    plan: _CrossingPlan | None
+    holdings: Callable[[], Holdings] | None
+
+    def holds_for(self, structure: penetration.OwnershipStructure) -> bool:
+        """Whether the plan is also `structure`'s: a plan depends on the structure only through
+        the accounts' holders and the control groups, and a refresh that changes neither keeps
+        those very objects (changed input tables are copied, unchanged ones shared)."""
+        return (structure.inputs.holders is self.structure.inputs.holders
+                and structure.inputs.accounts_of is self.structure.inputs.accounts_of
+                and structure.computed_groups is self.structure.computed_groups)
+
+
+def _crossings_early(data: _BlockData) -> _EarlyCrossings | None:
+    """Start reading the positions for the block's crossings before the structure is brought up
+    to date, from the structure this process has cached (when it has its control groups): the
+    positions read (the longest read of the analysis) then overlaps the structure refresh. The
+    caller keeps the plan only if it `holds_for` the refreshed structure. Only with reads apart
+    (`_reads_apart_possible`)."""
+    cached = penetration.cached_structure()
+    if cached is None or cached.computed_groups is None:
+        return None
+    data.structure = cached
+    plan = _crossings_plan(data)
+    data.structure = None  # the analysis reads the current one
+    holdings = _meanwhile(partial(_holdings, plan, _DatabasePositions(data)), apart=True) if plan else None
+    return _EarlyCrossings(cached, plan, holdings)
 
 
 def _crossings_open(data: _BlockData, positions: _DatabasePositions | _ReplayPositions) -> int:
