@@ -36,6 +36,7 @@ from businesschain.models import (
     EntityRegistration,
     Holding,
     Role,
+    Security,
     Transaction,
 )
 from businesschain.protocol.identifiers import entity_id_type, is_prc_id, mask_prc_id
@@ -45,7 +46,8 @@ from supervision.models import ControlGroupMember
 log = logging.getLogger(__name__)
 
 #: Transaction types that change the ownership structure (graph, kinds, roles, groups, brokers).
-STRUCTURE_TX_TYPES = frozenset({"shareholding", "role", "concert_party", "account_open", "entity_register"})
+STRUCTURE_TX_TYPES = frozenset({"shareholding", "role", "concert_party", "account_open", "entity_register",
+                                "security_listing"})
 PERSON_IDS_PERMISSION = "supervision.view_person_identifiers"
 SHARE_PLACES = Decimal("0.000001")
 GRAPH_DEPTH_RANGE = (1, 6)
@@ -111,9 +113,12 @@ class StructureInputs:
     roles: dict[tuple[str, str, str], bool]  # (org, person, role) → active
     concerts: dict[tuple[str, str], tuple[tuple[str, ...], bool]]  # (issuer, key) → (parties, active)
     brokers: dict[tuple[str, str], str]  # (chain, account) → broker
-    # Accounts by holder, for the per-block rules (no effect on the structure itself):
+    # Accounts by holder and listings by issuer, for the per-block rules (no effect on the
+    # structure itself):
     holders: dict[tuple[str, str], str] = field(default_factory=dict)  # (chain, account) → holder
     accounts_of: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # holder → accounts
+    listings: dict[str, tuple[str, int]] = field(default_factory=dict)  # security → (issuer, total shares)
+    listings_of: dict[str, frozenset[str]] = field(default_factory=dict)  # issuer → its securities
 
     def copy(self, heads: Heads, rows: _Rows) -> StructureInputs:
         """Ours at `heads`, ready for `rows` to be applied: the tables `rows` may write are copied,
@@ -126,7 +131,9 @@ class StructureInputs:
             dict(self.concerts) if rows.concerts else self.concerts,
             dict(self.brokers) if accounts else self.brokers,
             dict(self.holders) if accounts else self.holders,
-            dict(self.accounts_of) if accounts else self.accounts_of)
+            dict(self.accounts_of) if accounts else self.accounts_of,
+            dict(self.listings) if rows.listings else self.listings,
+            dict(self.listings_of) if rows.listings else self.listings_of)
 
     def kind_of(self, entity: str) -> str:
         return self.kinds.get(entity) or kinds_by_form([entity])[entity]
@@ -431,11 +438,12 @@ class _Rows:
     roles: Iterable[tuple[str, str, str, bool]] = ()
     concerts: Iterable[tuple[str, str, Any, bool]] = ()
     accounts: Iterable[tuple[str, str, str, str]] = ()  # (chain, account, broker, holder)
+    listings: Iterable[tuple[str, str, int]] = ()  # (security, issuer, total shares)
 
     def listed(self) -> _Rows:
         """The same rows read into lists (so that their emptiness is known)."""
         return _Rows(list(self.holdings), list(self.kinds), list(self.roles), list(self.concerts),
-                     list(self.accounts))
+                     list(self.accounts), list(self.listings))
 
 
 def _rows(where: Q) -> _Rows:
@@ -447,6 +455,7 @@ def _rows(where: Q) -> _Rows:
         ConcertParty.objects.order_by().filter(where).values_list(
             "issuer_id", "parties_key", "parties", "active"),
         Account.objects.order_by().filter(where).values_list("chain_id", "account", "broker_id", "holder_id"),
+        Security.objects.order_by().filter(where).values_list("code", "issuer_id", "total_shares"),
     )
 
 
@@ -472,6 +481,7 @@ def _rows_named(moved: Sequence[tuple[str, int, int]], known: KnownBlocks) -> _R
     role_keys: set[tuple[str, str]] = set()
     issuers: set[str] = set()
     accounts: dict[str, set[str]] = defaultdict(set)
+    securities: set[str] = set()
     for chain, kind, data in named:
         if kind == "shareholding":
             pairs.add((data["holder"], data["issuer"]))
@@ -483,6 +493,8 @@ def _rows_named(moved: Sequence[tuple[str, int, int]], known: KnownBlocks) -> _R
             issuers.add(data["issuer"])
         elif kind == "account_open":
             accounts[chain].add(data["account"])
+        elif kind == "security_listing":
+            securities.add(data["security"])
     rows = _Rows()
     if pairs:
         rows.holdings = [r for r in Holding.objects.order_by().filter(
@@ -503,6 +515,9 @@ def _rows_named(moved: Sequence[tuple[str, int, int]], known: KnownBlocks) -> _R
             where |= Q(chain_id=chain, account__any_of=names)
         rows.accounts = Account.objects.order_by().filter(where).values_list(
             "chain_id", "account", "broker_id", "holder_id")
+    if securities:
+        rows.listings = Security.objects.order_by().filter(code__any_of=securities).values_list(
+            "code", "issuer_id", "total_shares")
     return rows
 
 
@@ -537,6 +552,13 @@ def _inputs_apply(inputs: StructureInputs, rows: _Rows, delta: InputsDelta) -> N
             if was is not None:
                 inputs.accounts_of[was] = tuple(k for k in inputs.accounts_of[was] if k != where)
             inputs.accounts_of[holder] = (*inputs.accounts_of.get(holder, ()), where)
+    for code, issuer, total in rows.listings:
+        listed = inputs.listings.get(code)
+        if listed != (issuer, total):  # the latest listing wins: a security may move issuer
+            inputs.listings[code] = (issuer, total)
+            if listed is not None and listed[0] != issuer:
+                inputs.listings_of[listed[0]] -= {code}
+            inputs.listings_of[issuer] = inputs.listings_of.get(issuer, frozenset()) | {code}
 
 
 def _graph(holdings: list[own.Holding], kinds: Mapping[str, str]

@@ -48,7 +48,6 @@ from businesschain.models import (
     Holding,
     Position,
     Role,
-    Security,
     Trade,
     Transaction,
     Transfer,
@@ -839,10 +838,12 @@ class _EarlyCrossings:
 
     def holds_for(self, structure: penetration.OwnershipStructure) -> bool:
         """Whether the plan is also `structure`'s: a plan depends on the structure only through
-        the accounts' holders and the control groups, and a refresh that changes neither keeps
-        those very objects (changed input tables are copied, unchanged ones shared)."""
-        return (structure.inputs.holders is self.structure.inputs.holders
-                and structure.inputs.accounts_of is self.structure.inputs.accounts_of
+        the accounts' holders, the listings and the control groups, and a refresh that changes
+        none of them keeps those very objects (changed input tables are copied, unchanged ones
+        shared)."""
+        now, then = structure.inputs, self.structure.inputs
+        return (now.holders is then.holders and now.accounts_of is then.accounts_of
+                and now.listings is then.listings
                 and structure.computed_groups is self.structure.computed_groups)
 
 
@@ -877,17 +878,12 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
     holder_of = data.holders()
     if not traded or not holder_of:
         return None
-    securities_of: dict[str, set[str]] = defaultdict(set)  # every listing of the traded issuers
-    issuer_of: dict[str, str] = {}
-    totals: dict[str, int] = defaultdict(int)
-    listings = Security.objects.order_by()
-    for code, issuer, total in listings.filter(
-            issuer_id__in=listings.filter(code__any_of=traded).values("issuer_id")).values_list(
-            "code", "issuer_id", "total_shares"):
-        securities_of[issuer].add(code)
-        issuer_of[code] = issuer
-        totals[issuer] += total
-    listed = {code: issuer_of[code] for code in traded if code in issuer_of}
+    assert data.structure is not None
+    listings, listings_of = data.structure.inputs.listings, data.structure.inputs.listings_of
+    listed = {code: listings[code][0] for code in traded if code in listings}
+    securities_of = {issuer: listings_of[issuer] for issuer in set(listed.values())}  # all their listings
+    issuer_of = {code: issuer for issuer, codes in securities_of.items() for code in codes}
+    totals = {issuer: sum(listings[code][1] for code in codes) for issuer, codes in securities_of.items()}
     legs = [leg for leg in data.legs if leg.security in listed]
     if not legs:
         return None
@@ -914,8 +910,7 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
         for member in members_of[group]:
             wanted[member] |= securities
             member_group[member] = group
-    assert data.structure is not None
-    return _CrossingPlan(data, listed, issuer_of, dict(totals), account_group, dict(touched),
+    return _CrossingPlan(data, listed, issuer_of, totals, account_group, dict(touched),
                          dict(delta), members_of, member_group, dict(wanted),
                          data.structure.inputs.accounts_of)
 

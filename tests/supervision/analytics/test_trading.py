@@ -182,8 +182,8 @@ _ring_legs = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(_ring_legs)
-def test_ring_search_finds_exactly_the_rings_of_the_definition(spec: list[tuple[str, str, int, int, str, str, bool]]
-                                                               ) -> None:
+def test_ring_search_finds_exactly_the_rings_of_the_definition(
+        spec: list[tuple[str, str, int, int, str, str, bool]]) -> None:
     legs = [leg(f"t{i}", a, b, q, m, security=s, chain=c) for i, (a, b, q, m, s, c, _) in enumerate(spec)]
     new = {f"t{i}" for i, item in enumerate(spec) if item[-1]}
     found = trade_rings(legs, new, max_legs=5)

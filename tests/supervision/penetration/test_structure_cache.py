@@ -146,3 +146,27 @@ def test_an_account_reopened_for_another_holder_moves_between_holders(ledger, fi
     # B's two accounts trading with each other are one holder's now: a wash trade
     result = analyse(ledger.submit([ledger.trade(SECURITY, "B0000001", "B0000002", 10)]))
     assert result.findings == {"wash_trade": 1}
+
+
+def test_a_later_listing_counts_for_its_issuer_and_a_relisting_moves_it(ledger, firms):
+    """The per-block rules take the listings from the cached structure inputs: a second listing of
+    the issuer in a later block adds its shares to the issuer's total and its positions to the
+    holdings; a security listed again for another issuer moves with it, as in the index."""
+    analyse(ledger.submit([ledger.listing("600003", firms["issuer"], 1_000_000)]))
+    inputs = penetration.ownership_structure().inputs
+    assert inputs.listings["600003"] == (firms["issuer"], 1_000_000)
+    assert inputs.listings_of[firms["issuer"]] == {SECURITY, "600003"}
+    # A (P's group) buys 40,000 + 70,000: 110,000 of 2,000,000 is 5.5 % (40,000 alone would be 4 %)
+    result = analyse(ledger.submit([ledger.trade(SECURITY, "B0000002", "B0000001", 40_000),
+                                    ledger.trade("600003", "B0000002", "B0000001", 70_000)]))
+    assert result.crossings_opened == 1
+    crossing = ThresholdCrossing.objects.get()
+    assert (crossing.after_quantity, crossing.total_shares, crossing.step) == (110_000, 2_000_000, 1)
+    analyse(ledger.submit([ledger.listing("600003", firms["b"], 500_000)]))
+    inputs = penetration.ownership_structure().inputs
+    assert inputs.listings_of[firms["issuer"]] == {SECURITY}
+    assert inputs.listings_of[firms["b"]] == {"600003"}
+    fresh = penetration.build_structure().inputs
+    assert fresh.listings == inputs.listings
+    assert {i: c for i, c in fresh.listings_of.items() if c} == \
+        {i: c for i, c in inputs.listings_of.items() if c}
