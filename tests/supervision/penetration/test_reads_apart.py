@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from businesschain.models import Position, Role
 from supervision.models import ThresholdCrossing
-from supervision.surveillance import _EarlyCrossings, _reads_apart_possible
+from supervision.surveillance import _EarlyReads, _reads_apart_possible
 from tests.supervision.penetration.conftest import Ledger
 from tests.supervision.penetration.test_rules import SECURITY, alerts, analyse, market  # noqa: F401
 
@@ -63,16 +63,16 @@ def test_analysis_inside_a_callers_transaction_reads_everything_itself(ledger, m
 
 
 def holds_for_spy(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What `_EarlyCrossings.holds_for` answered during the analyses (the plan made from the
+    """What `_EarlyReads.holds_for` answered during the analyses (the plan made from the
     structure cached before the block's refresh: kept or made again)."""
     answers: list[bool] = []
-    original = _EarlyCrossings.holds_for
+    original = _EarlyReads.holds_for
 
-    def spy(self: _EarlyCrossings, structure: object) -> bool:
+    def spy(self: _EarlyReads, structure: object) -> bool:
         answers.append(original(self, structure))
         return answers[-1]
 
-    monkeypatch.setattr(_EarlyCrossings, "holds_for", spy)
+    monkeypatch.setattr(_EarlyReads, "holds_for", spy)
     return answers
 
 
