@@ -335,17 +335,19 @@ class OwnershipStructure:
         limit = own.MAJORITY - 1e-6
         for holder, acc in change.items():
             i = graph.index.get(holder)
+            row = _row(M, i) if i is not None else {}
             for k, step in acc.items():
-                was = _entry(M, i, k) if i is not None else 0.0
+                was = row.get(k, 0.0)
                 if max(was, was + step) >= limit:
                     return False
         return True
 
 
-def _entry(m: sp.csr_matrix, i: int, j: int) -> float:
+def _row(m: sp.csr_matrix, i: int) -> dict[int, float]:
+    """Row `i` of a CSR matrix as {column: value}: one slice, then plain lookups (a numpy search
+    per entry costs microseconds each)."""
     lo, hi = m.indptr[i], m.indptr[i + 1]
-    k = lo + int(np.searchsorted(m.indices[lo:hi], j))
-    return float(m.data[k]) if k < hi and m.indices[k] == j else 0.0
+    return dict(zip(m.indices[lo:hi].tolist(), m.data[lo:hi].tolist(), strict=True))
 
 
 _cache_lock = threading.Lock()

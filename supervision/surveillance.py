@@ -138,6 +138,7 @@ class _BlockData:
     _holders: dict[str, str] | None = None
     _groups: own.ControlGroups | None = None
     _legs: list[trading.Leg] | None = None
+    _account_groups: dict[str, str] | None = None
 
     @property
     def legs(self) -> list[trading.Leg]:
@@ -158,7 +159,14 @@ class _BlockData:
 
     def forget_structure(self) -> None:
         """Drop what was derived from an earlier structure (holders, groups)."""
-        self._holders = self._groups = None
+        self._holders = self._account_groups = self._groups = None
+
+    def account_groups(self) -> dict[str, str]:
+        """The control group of every account in `holders` (its holder's)."""
+        if self._account_groups is None:
+            group_of = self.groups().group_of
+            self._account_groups = {a: group_of(h) for a, h in self.holders().items()}
+        return self._account_groups
 
     def groups(self) -> own.ControlGroups:
         """The control groups of the block's structure when it has them computed (the same inputs
@@ -182,6 +190,47 @@ class _BlockData:
 
 
 def _block_data(chain_id: str, height: int) -> _BlockData:
+    """What the analysis needs of one stored block: on PostgreSQL in two raw queries (the block
+    row, its structure transactions and its disclosures; its trades and transfers), elsewhere
+    through the ORM."""
+    if connection.vendor == "postgresql":
+        timestamp, structure, disclosures = _block_rows_pg(chain_id, height)
+    else:
+        timestamp, structure, disclosures = _block_rows_orm(chain_id, height)
+    trades, transfers, legs = _block_trades_and_transfers(chain_id, height)
+    return _BlockData(chain_id, height, timestamp, structure, trades, transfers,
+                      [trading.Disclosure(tx_id, issuer, holder, DISCLOSURE_KIND, as_of, timestamp)
+                       for tx_id, issuer, holder, as_of in disclosures], _legs=legs)
+
+
+StructureTx = tuple[str, str, dict[str, Any]]  # (tx_id, type, body)
+DisclosureRow = tuple[str, str, str, datetime]  # (tx_id, issuer, holder, as_of)
+
+
+def _block_rows_pg(chain_id: str, height: int) -> tuple[datetime, list[StructureTx], list[DisclosureRow]]:
+    qn = connection.ops.quote_name
+    rows = _fetchall(
+        f"WITH b AS (SELECT id, timestamp FROM {qn(Block._meta.db_table)} "  # noqa: S608
+        "WHERE chain_id = %s AND height = %s) "
+        "SELECT 0, NULL, NULL, NULL, b.timestamp, 0 FROM b "
+        "UNION ALL SELECT 1, t.tx_id, t.type, t.body, NULL, t.index "
+        f"FROM {qn(Transaction._meta.db_table)} t JOIN b ON t.block_id = b.id "
+        "WHERE t.type = ANY(%s::varchar[]) "
+        "UNION ALL SELECT 2, tx_id, issuer_id, holder_id, as_of, 0 "
+        f"FROM {qn(Disclosure._meta.db_table)} WHERE chain_id = %s AND height = %s AND kind = %s",
+        [chain_id, height, penetration.pg_text_array(sorted(penetration.STRUCTURE_TX_TYPES)),
+         chain_id, height, DISCLOSURE_KIND])
+    stamps = [at for part, _, _, _, at, _ in rows if part == 0]
+    if not stamps:
+        raise NotFound(f"No block {chain_id}#{height} is stored.", code="unknown_block")
+    structure = [(tx_id, kind, json.loads(body)) for part, tx_id, kind, body, _, _ in
+                 sorted((row for row in rows if row[0] == 1), key=lambda row: row[5])]
+    disclosures = [(tx_id, issuer, holder, as_of)
+                   for part, tx_id, issuer, holder, as_of, _ in rows if part == 2]
+    return stamps[0], structure, disclosures
+
+
+def _block_rows_orm(chain_id: str, height: int) -> tuple[datetime, list[StructureTx], list[DisclosureRow]]:
     block = Block.objects.filter(chain_id=chain_id, height=height).values_list("id", "timestamp").first()
     if block is None:
         raise NotFound(f"No block {chain_id}#{height} is stored.", code="unknown_block")
@@ -192,22 +241,19 @@ def _block_data(chain_id: str, height: int) -> _BlockData:
             block_id=block_id, type__in=penetration.STRUCTURE_TX_TYPES,
         ).order_by("index").values_list("tx_id", "type", "body")
     ]
-    trades, transfers = _block_trades_and_transfers(chain_id, height)
-    disclosures = [
-        trading.Disclosure(tx_id, issuer, holder, DISCLOSURE_KIND, as_of, timestamp)
-        for tx_id, issuer, holder, as_of in Disclosure.objects.order_by().filter(
-            chain_id=chain_id, height=height, kind=DISCLOSURE_KIND,
-        ).values_list("tx_id", "issuer_id", "holder_id", "as_of")
-    ]
-    return _BlockData(chain_id, height, timestamp, structure, trades, transfers, disclosures)
+    disclosures = list(Disclosure.objects.order_by().filter(
+        chain_id=chain_id, height=height, kind=DISCLOSURE_KIND,
+    ).values_list("tx_id", "issuer_id", "holder_id", "as_of"))
+    return timestamp, structure, disclosures
 
 
 def _block_trades_and_transfers(chain_id: str, height: int
-                                ) -> tuple[list[trading.Trade], list[trading.Transfer]]:
-    """The block's trades and transfers; on PostgreSQL in one query (`_fetchall`)."""
+                                ) -> tuple[list[trading.Trade], list[trading.Transfer], list[trading.Leg]]:
+    """The block's trades and transfers, and their legs; on PostgreSQL in one query (`_fetchall`)."""
     if connection.vendor != "postgresql":
-        return (_trades(Trade.objects.order_by().filter(chain_id=chain_id, height=height)),
-                _transfers(Transfer.objects.order_by().filter(chain_id=chain_id, height=height)))
+        stored = _trades(Trade.objects.order_by().filter(chain_id=chain_id, height=height))
+        moved = _transfers(Transfer.objects.order_by().filter(chain_id=chain_id, height=height))
+        return stored, moved, [t.leg() for t in stored] + [t.leg() for t in moved]
     qn = connection.ops.quote_name
     rows = _fetchall(
         "SELECT tx_id, chain_id, height, security, buyer, seller, quantity, price, executed_at "  # noqa: S608
@@ -215,13 +261,17 @@ def _block_trades_and_transfers(chain_id: str, height: int
         "UNION ALL SELECT tx_id, chain_id, height, security, from_account, to_account, quantity, NULL, at "
         f"FROM {qn(Transfer._meta.db_table)} WHERE chain_id = %s AND height = %s",
         [chain_id, height, chain_id, height])
-    trades = [trading.Trade(tx_id, chain, at_height, security, buyer, seller, quantity, price, at)
-              for tx_id, chain, at_height, security, buyer, seller, quantity, price, at in rows
-              if price is not None]
-    transfers = [trading.Transfer(tx_id, chain, at_height, security, source, target, quantity, at)
-                 for tx_id, chain, at_height, security, source, target, quantity, price, at in rows
-                 if price is None]
-    return trades, transfers
+    trades: list[trading.Trade] = []
+    transfers: list[trading.Transfer] = []
+    legs: list[trading.Leg] = []
+    for tx_id, chain, at_height, code, buyer, seller, quantity, price, at in rows:
+        if price is not None:
+            trades.append(trading.Trade(tx_id, chain, at_height, code, buyer, seller, quantity, price, at))
+            legs.append(trading.Leg(tx_id, chain, at_height, code, seller, buyer, quantity, at, "trade"))
+        else:  # a transfer: from_account, to_account in the buyer, seller places
+            transfers.append(trading.Transfer(tx_id, chain, at_height, code, buyer, seller, quantity, at))
+            legs.append(trading.Leg(tx_id, chain, at_height, code, buyer, seller, quantity, at, "transfer"))
+    return trades, transfers, legs
 
 
 def _fetchall(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -535,11 +585,11 @@ def _related_candidates(data: _BlockData) -> set[str]:
     holder_of = data.holders()
     if not data.trades or not holder_of:
         return set()
-    group_of = data.groups().group_of
+    group_of = data.account_groups()
     candidates: set[str] = set()
     for t in data.trades:
         buyer, seller = holder_of.get(t.buyer_account), holder_of.get(t.seller_account)
-        if buyer and seller and buyer != seller and group_of(buyer) != group_of(seller):
+        if buyer and seller and buyer != seller and group_of[t.buyer_account] != group_of[t.seller_account]:
             candidates.update((buyer, seller))
     return candidates
 
@@ -933,8 +983,7 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
     if not legs:
         return None
     groups = data.groups()
-    group_of = {h: groups.group_of(h) for h in set(holder_of.values())}
-    account_group = {a: group_of[h] for a, h in holder_of.items()}
+    account_group = data.account_groups()
     # (group, issuer) → the block's transactions; the block's net change per (account, security)
     # of a known account (all on the block's chain)
     touched: dict[tuple[str, str], list[str]] = defaultdict(list)
