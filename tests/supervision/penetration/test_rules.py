@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from businesschain.errors import NotFound
 from supervision.models import Alert, ControlGroupMember, ThresholdCrossing
 from supervision.surveillance import analytics_recompute, block_analyse
 
@@ -277,6 +278,13 @@ def test_reanalysing_a_block_does_not_duplicate_alerts(ledger, market):
     assert first.alerts_created == 2 and second.alerts_created == 0 and second.alerts_repeated == 2
     assert Alert.objects.count() == 2
     assert set(Alert.objects.values_list("occurrences", flat=True)) == {2}
+
+
+def test_analysing_a_block_that_is_not_stored_is_not_found_and_writes_nothing(ledger, market):
+    with pytest.raises(NotFound) as missing:
+        block_analyse(chain_id="sse", height=999)
+    assert missing.value.code == "unknown_block"
+    assert not ThresholdCrossing.objects.exists() and not Alert.objects.exists()
 
 
 def test_query_count_does_not_grow_with_block_size(ledger, market):
