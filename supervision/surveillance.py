@@ -319,9 +319,10 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
         _jit_off()
         data = _block_data(chain_id, height)
         apart = _reads_apart_possible()
-        # The ring search needs only the block's legs: on a second connection it runs meanwhile.
-        rings = _meanwhile(partial(_ring_search, data), apart=apart) if data.legs else None
+        # Reads on second connections, longest first: positions (then roles) for a plan made
+        # from the cached structure, and the ring search, which needs only the block's legs.
         early = _reads_early(data) if apart and data.legs else None
+        rings = _meanwhile(partial(_ring_search, data), apart=apart) if data.legs else None
         lap("load")
         findings: list[Finding] = []
         if data.structure_txs:
@@ -951,10 +952,10 @@ def _reads_early(data: _BlockData) -> _EarlyReads | None:
         return None
     data.structure = cached
     plan = _crossings_plan(data)
-    candidates = _related_candidates(data)
-    data.structure = None  # the analysis reads the current one
     holdings = _meanwhile(partial(_holdings, plan, _DatabasePositions(data)), apart=True) if plan else None
+    candidates = _related_candidates(data)
     related = _meanwhile(partial(_roles_and_stakes, candidates), apart=True) if candidates else None
+    data.structure = None  # the analysis reads the current one
     return _EarlyReads(cached, plan, holdings, related)
 
 
