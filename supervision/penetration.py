@@ -41,6 +41,7 @@ from businesschain.models import (
 )
 from businesschain.protocol.identifiers import entity_id_type, is_prc_id, mask_prc_id
 from supervision.analytics import ownership as own
+from supervision.analytics import trading
 from supervision.models import ControlGroupMember
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def pg_text_array(values: Sequence[str]) -> str | list[str]:
 # --- the structure ----------------------------------------------------------------------------
 
 Heads = tuple[tuple[str, int], ...]  # (chain, head height) for every chain, sorted
+BrokerStakes = tuple[dict[str, dict[str, float]], dict[str, set[str]]]  # (group stakes, control)
 Pair = tuple[str, str]  # (holder, issuer)
 MAX_DELTA_BLOCKS = 200  # beyond this many new blocks, changed rows are found by scanning the tables
 MAX_PENDING_CHANGES = 2000  # holding changes carried before the groups are computed again
@@ -189,12 +191,26 @@ class OwnershipStructure:
         self._held: np.ndarray | None = None  # per entity, the fraction of it held (W's column sums)
         self._groups = groups
         self.groups_token = groups_token or uuid.uuid4().hex
+        self._broker_stakes: BrokerStakes | None = None
         self.base: OwnershipStructure | None = None  # the settled structure whose groups we share
         self.pending: dict[Pair, tuple[tuple[int, int] | None, tuple[int, int]]] = {}  # changes since
 
     @property
     def heads(self) -> Heads:
         return self.inputs.heads
+
+    def broker_stakes(self) -> BrokerStakes:
+        """Every control group's stakes in and control of securities firms (`trading.broker_stakes`),
+        from the holdings whose issuer is a firm alone (a small graph). Kept by an evolved
+        structure whose groups and firms' holdings did not change."""
+        if self._broker_stakes is None:
+            brokers = self.brokers
+            stakes_graph = own.OwnershipGraph.build(
+                [own.Holding(h, i, s, t) for (h, i), (s, t) in self.inputs.holdings.items()
+                 if i in brokers and 0 < s <= t],
+                {}, oversubscribed="scale")
+            self._broker_stakes = trading.broker_stakes(stakes_graph, self.groups, brokers)
+        return self._broker_stakes
 
     @property
     def computed_groups(self) -> own.ControlGroups | None:
@@ -256,6 +272,7 @@ class OwnershipStructure:
                                          dropped_loops=self._dropped, graph=self._graph, same_parties_as=self)
             evolved._matrix, evolved._rows, evolved._held = self._matrix, self._rows, self._held
             evolved.base, evolved.pending = self.base, self.pending
+            evolved._broker_stakes = self._broker_stakes
             return evolved
         base = self.base or self
         if delta.other:
@@ -277,6 +294,8 @@ class OwnershipStructure:
         evolved = OwnershipStructure(inputs, groups=base._groups, groups_token=base.groups_token,
                                      dropped_loops=base._dropped, same_parties_as=self)
         evolved.base, evolved.pending = base, pending
+        # No firm's holdings changed (`_control_unmoved` refuses those), and the groups are ours.
+        evolved._broker_stakes = self._broker_stakes
         return evolved
 
     def _graph_kinds_change(self, inputs: StructureInputs, entities: Iterable[str]) -> bool:

@@ -355,7 +355,8 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
             result.crossings_disclosed = _crossings_disclose(data.disclosures)
         raised = _raise(findings, at=now)
         lap("alerts")
-        settled = _crossings_settle(now or _chains_clock_expression(data.timestamp), at=now)
+        settled = _crossings_settle(now or _chains_clock_expression(data.timestamp), at=now) \
+            if _crossings_maybe_due(now, data.timestamp) else _Settled()
         lap("settle")
         _count(result.findings, [*findings, *settled.findings])
         result.crossings_disclosed += settled.disclosed
@@ -388,6 +389,20 @@ class _Stopwatch:
 
 def _chains_clock() -> datetime | None:
     return Chain.objects.aggregate(clock=Max("head_timestamp"))["clock"]
+
+
+def _crossings_maybe_due(now: datetime | None, fallback: datetime) -> bool:
+    """Whether a pending crossing may be due by `now` (default: the chains' clock, else
+    `fallback`): on PostgreSQL one probe of the pending crossings' index, which spares the locking
+    read of `_crossings_settle` for the blocks (nearly all) that have nothing due."""
+    if connection.vendor != "postgresql":
+        return True
+    qn = connection.ops.quote_name
+    return bool(_fetchall(
+        f"SELECT 1 FROM {qn(ThresholdCrossing._meta.db_table)} WHERE status = %s AND due_at <= "  # noqa: S608
+        "COALESCE(%s::timestamptz, "
+        f"(SELECT MAX(head_timestamp) FROM {qn(Chain._meta.db_table)}), %s) LIMIT 1",
+        [ThresholdCrossing.Status.PENDING.value, now, fallback]))
 
 
 def _chains_clock_expression(fallback: datetime) -> Coalesce:
@@ -475,13 +490,8 @@ def _structure_findings(structure: penetration.OwnershipStructure, data: _BlockD
 def _broker_findings(structure: penetration.OwnershipStructure, data: _BlockData | None) -> list[Finding]:
     """《证券公司股权管理规定》 from the stakes in securities firms alone (a small graph of the
     holdings whose issuer is a firm) and the control groups."""
-    brokers = structure.brokers
-    stakes_graph = own.OwnershipGraph.build(
-        [own.Holding(h, i, s, t) for (h, i), (s, t) in structure.inputs.holdings.items()
-         if i in brokers and 0 < s <= t],
-        {}, oversubscribed="scale")
     groups = structure.groups
-    stakes, controlled = trading.broker_stakes(stakes_graph, groups, brokers)
+    stakes, controlled = structure.broker_stakes()
     found = trading.broker_stake_findings(stakes, controlled, chain=data.chain_id if data else None,
                                           height=data.height if data else None)
     if data is None:
