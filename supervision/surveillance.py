@@ -651,12 +651,6 @@ Band = tuple[int, int]  # quantities a ring leg may have, given a leg of the blo
 LegKey = tuple[str, str, str]  # (chain, security, account): account numbers are unique per chain
 
 
-def _band(quantity: int) -> Band:
-    """Every leg of a ring through a leg of quantity q is within 10 % of the ring's first leg q₀,
-    and so is q: then every leg lies in [q·0.9/1.1, q·1.1/0.9] ⊂ [⌊0.8 q⌋, ⌈1.25 q⌉]."""
-    return quantity * 4 // 5, -(-quantity * 5 // 4)
-
-
 def _ring_search(data: _BlockData) -> list[Finding]:
     """Trade rings through the block's legs, their holders not named yet (`_rings_named`). Earlier
     legs are fetched by walking forward from the new legs' targets: same chain and security
@@ -671,8 +665,13 @@ def _ring_search(data: _BlockData) -> list[Finding]:
     hi = max(leg.at for leg in new)
     legs = {(leg.chain, leg.tx_id): leg for leg in new}
     frontier: dict[LegKey, Band] = {}
-    for leg in new:
-        _widen(frontier, (leg.chain, leg.security, leg.target), _band(leg.quantity))
+    for leg in new:  # the band of the leg's quantity, widened into the frontier (inline: 10³ legs)
+        # Every leg of a ring through a leg of quantity q is within 10 % of the ring's first leg
+        # q₀, and so is q: every leg lies in [q·0.9/1.1, q·1.1/0.9] ⊂ [⌊0.8 q⌋, ⌈1.25 q⌉].
+        key, q = (leg.chain, leg.security, leg.target), leg.quantity
+        lo_q, hi_q = q * 4 // 5, -(-q * 5 // 4)
+        known = frontier.get(key)
+        frontier[key] = (lo_q, hi_q) if known is None else (min(known[0], lo_q), max(known[1], hi_q))
     reached = dict(frontier)
     for _ in range(RING_ROUNDS):
         if not frontier:
@@ -737,12 +736,12 @@ def _legs_from(frontier: Mapping[LegKey, Band], lo: datetime, hi: datetime) -> l
 
 def _legs_from_indexed(frontier: Mapping[LegKey, Band], lo: datetime, hi: datetime
                        ) -> list[trading.Leg]:
-    keys = sorted(frontier.items())
-    arrays = [penetration.pg_text_array([c for (c, _, _), _ in keys]),
-              penetration.pg_text_array([s for (_, s, _), _ in keys]),
-              penetration.pg_text_array([a for (_, _, a), _ in keys]),
-              "{" + ",".join(str(b[0]) for _, b in keys) + "}",
-              "{" + ",".join(str(b[1]) for _, b in keys) + "}"]
+    keys, bands = zip(*frontier.items(), strict=True)
+    chains, securities, accounts = zip(*keys, strict=True)
+    lows, highs = zip(*bands, strict=True)
+    arrays = [penetration.pg_text_array(chains), penetration.pg_text_array(securities),
+              penetration.pg_text_array(accounts), "{" + ",".join(map(str, lows)) + "}",
+              "{" + ",".join(map(str, highs)) + "}"]
     qn = connection.ops.quote_name
     # The frontier is sent once; OFFSET 0 keeps each LATERAL subquery a probe of the
     # (security, source, time) index.
