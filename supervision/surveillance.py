@@ -138,7 +138,9 @@ class _BlockData:
     _holders: dict[str, str] | None = None
     _groups: own.ControlGroups | None = None
     _legs: list[trading.Leg] | None = None
+    _holder_groups: dict[str, str] | None = None
     _account_groups: dict[str, str] | None = None
+    _candidates: set[str] | None = None
 
     @property
     def legs(self) -> list[trading.Leg]:
@@ -159,13 +161,21 @@ class _BlockData:
 
     def forget_structure(self) -> None:
         """Drop what was derived from an earlier structure (holders, groups)."""
-        self._holders = self._account_groups = self._groups = None
+        self._holders = self._holder_groups = self._account_groups = self._groups = self._candidates = None
+
+    def holder_groups(self) -> dict[str, str]:
+        """The control group of every holder in `holders` (a dict: the rules look groups up
+        thousands of times per block)."""
+        if self._holder_groups is None:
+            group_of = self.groups().group_of
+            self._holder_groups = {h: group_of(h) for h in set(self.holders().values())}
+        return self._holder_groups
 
     def account_groups(self) -> dict[str, str]:
         """The control group of every account in `holders` (its holder's)."""
         if self._account_groups is None:
-            group_of = self.groups().group_of
-            self._account_groups = {a: group_of(h) for a, h in self.holders().items()}
+            group_of = self.holder_groups()
+            self._account_groups = {a: group_of[h] for a, h in self.holders().items()}
         return self._account_groups
 
     def groups(self) -> own.ControlGroups:
@@ -176,6 +186,21 @@ class _BlockData:
             known = self.structure.computed_groups if self.structure is not None else None
             self._groups = known if known is not None else penetration.stored_groups(self.holders().values())
         return self._groups
+
+    def related_candidates(self) -> set[str]:
+        """The holders on the two sides of a trade of the block in different control groups: the
+        only ones a related-party trade can involve."""
+        if self._candidates is None:
+            holder_of = self.holders()
+            self._candidates = set()
+            if self.trades and holder_of:
+                group_of = self.account_groups()
+                for t in self.trades:
+                    buyer, seller = holder_of.get(t.buyer_account), holder_of.get(t.seller_account)
+                    if buyer and seller and buyer != seller \
+                            and group_of[t.buyer_account] != group_of[t.seller_account]:
+                        self._candidates.update((buyer, seller))
+        return self._candidates
 
     def touched_entities(self) -> set[str]:
         out: set[str] = set()
@@ -571,14 +596,14 @@ def _read_apart(read: Callable[[], _T]) -> _T:
 def _trade_findings(data: _BlockData, *, rings: Callable[[], list[Finding]] | None = None,
                     related: Callable[[], RelatedRows] | None = None) -> list[Finding]:
     """Wash trades, related-party trades and trade rings of the block's trades and transfers.
-    `rings`, `related`: the ring search and the roles and stakes of `_related_candidates`,
+    `rings`, `related`: the ring search and the roles and stakes of `_BlockData.related_candidates`,
     started already (`_meanwhile`)."""
     holder_of = data.holders()
     findings: list[Finding] = []
     if data.trades and holder_of:
-        findings += trading.wash_trades(data.trades, holder_of, data.groups().group_of)
+        findings += trading.wash_trades(data.trades, holder_of, data.holder_groups().__getitem__)
     findings += _rings_named(data, rings() if rings is not None else _ring_search(data))
-    candidates = _related_candidates(data)
+    candidates = data.related_candidates()
     if candidates:
         groups = data.groups()
         parties = _related_parties(*(related() if related is not None else _roles_and_stakes(candidates)),
@@ -588,21 +613,6 @@ def _trade_findings(data: _BlockData, *, rings: Callable[[], list[Finding]] | No
                   and holder_of.get(t.seller_account) in linked]
         findings += trading.related_party_trades(trades, holder_of, groups.group_of, parties)
     return findings
-
-
-def _related_candidates(data: _BlockData) -> set[str]:
-    """The holders on the two sides of a trade of the block in different control groups: the only
-    ones a related-party trade can involve."""
-    holder_of = data.holders()
-    if not data.trades or not holder_of:
-        return set()
-    group_of = data.account_groups()
-    candidates: set[str] = set()
-    for t in data.trades:
-        buyer, seller = holder_of.get(t.buyer_account), holder_of.get(t.seller_account)
-        if buyer and seller and buyer != seller and group_of[t.buyer_account] != group_of[t.seller_account]:
-            candidates.update((buyer, seller))
-    return candidates
 
 
 def _related_parties(role_rows: Iterable[RoleRow], stake_rows: Iterable[StakeRow],
@@ -923,7 +933,7 @@ class _CrossingPlan:
     account_group: dict[str, str]  # the block's known accounts → their holder's control group
     touched: dict[tuple[str, str], list[str]]  # (group, issuer) → the block's transactions
     delta: dict[tuple[str, str], int]  # the block's net change per (account, security)
-    members_of: dict[str, frozenset[str]]
+    groups: own.ControlGroups
     member_group: dict[str, str]  # every member of a touched group → the group
     wanted: dict[str, set[str]]  # member → securities of its group's touched issuers
     accounts_of: Mapping[str, tuple[tuple[str, str], ...]]  # member → its (chain, account)s
@@ -962,7 +972,7 @@ def _reads_early(data: _BlockData) -> _EarlyReads | None:
     data.structure = cached
     plan = _crossings_plan(data)
     holdings = _meanwhile(partial(_holdings, plan, _DatabasePositions(data)), apart=True) if plan else None
-    candidates = _related_candidates(data)
+    candidates = data.related_candidates()
     related = _meanwhile(partial(_roles_and_stakes, candidates), apart=True) if candidates else None
     data.structure = None  # the analysis reads the current one
     return _EarlyReads(cached, plan, holdings, related)
@@ -1006,16 +1016,16 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
         if (group := account_group.get(leg.target)) is not None:
             touched[(group, issuer)].append(leg.tx_id)
             delta[(leg.target, leg.security)] += leg.quantity
-    members_of = {g: groups.members(g) for g in {g for g, _ in touched}}
+    known_members = groups.members_by_group  # a group not in it is its only member
     wanted: dict[str, set[str]] = defaultdict(set)  # member → securities of its group's touched issuers
     member_group: dict[str, str] = {}
     for group, issuer in touched:
         securities = securities_of[issuer]
-        for member in members_of[group]:
+        for member in known_members.get(group) or (group,):
             wanted[member] |= securities
             member_group[member] = group
     return _CrossingPlan(data, listed, issuer_of, totals, account_group, dict(touched),
-                         dict(delta), members_of, member_group, dict(wanted),
+                         dict(delta), groups, member_group, dict(wanted),
                          data.structure.inputs.accounts_of)
 
 
@@ -1035,7 +1045,7 @@ def _crossings_record(plan: _CrossingPlan, holdings: Holdings) -> int:
             chain=data.chain_id, height=data.height, tx_ids=sorted(set(plan.touched[(group, issuer)])))
         rows += [ThresholdCrossing(
             chain_id=data.chain_id, height=data.height, group_key=group, issuer_id=issuer, step=c.step,
-            direction=c.direction, members=sorted(plan.members_of[group]), tx_ids=list(c.tx_ids),
+            direction=c.direction, members=sorted(plan.groups.members(group)), tx_ids=list(c.tx_ids),
             before_quantity=c.before, after_quantity=c.after, total_shares=c.total_shares,
             crossed_at=c.at, due_at=trading.disclosure_due(c.at),
         ) for c in crossings]

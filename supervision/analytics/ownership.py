@@ -729,14 +729,16 @@ class ControlGroups:
         return None if i is None else self._controller[i]
 
     @cached_property
-    def _members(self) -> dict[str, frozenset[str]]:
+    def members_by_group(self) -> dict[str, frozenset[str]]:
+        """The members of every group of the entities given; an entity not given is a group of
+        its own (`members`)."""
         groups: dict[str, set[str]] = defaultdict(set)
         for entity, g in zip(self._ids, self._group, strict=True):
             groups[g].add(entity)
         return {g: frozenset(m) for g, m in groups.items()}
 
     def members(self, group_id: str) -> frozenset[str]:
-        return self._members.get(group_id, frozenset({group_id}))
+        return self.members_by_group.get(group_id, frozenset({group_id}))
 
 
 def control_groups(graph: OwnershipGraph, roles: RoleIndex | Iterable[Role],

@@ -58,6 +58,7 @@ class Leg(NamedTuple):
 
 
 _LEG_ORDER = itemgetter(7, 1, 2, 0)  # (at, chain, height, tx_id): time order, ties broken stably
+_LEG_TIME = itemgetter(7)  # at
 
 
 class Trade(NamedTuple):
@@ -215,13 +216,12 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
     def is_new(leg: Leg) -> bool:
         return fresh_ids is None or leg.tx_id in fresh_ids
 
-    new_times = [leg.at for leg in ordered if is_new(leg)]
+    new_times = [leg.at for leg in ordered if fresh_ids is None or leg.tx_id in fresh_ids]
     if not new_times:
         return []
     out_of: dict[tuple[str, str, str], list[Leg]] = defaultdict(list)
     for leg in ordered:
         out_of[(leg.chain, leg.security, leg.source)].append(leg)
-    times_of = {key: [leg.at for leg in group] for key, group in out_of.items()}
     found: dict[frozenset[str], Finding] = {}
     budget = [max_expansions]
     holder = _lookup(holder_of) if holder_of is not None else None
@@ -246,7 +246,7 @@ def trade_rings(legs: Sequence[Leg], new_tx_ids: Collection[str] | None = None, 
         last, origin = path[-1], path[0].source
         key = (last.chain, last.security, last.target)
         candidates = out_of.get(key, ())
-        for leg in candidates[bisect.bisect_left(times_of.get(key, ()), last.at):]:
+        for leg in candidates[bisect.bisect_left(candidates, last.at, key=_LEG_TIME):]:
             if leg.at > deadline:
                 break
             budget[0] -= 1
