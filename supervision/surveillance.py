@@ -807,8 +807,8 @@ class _DatabasePositions:
     def lags(self) -> bool:
         """Whether the chain already has blocks above the analysed one."""
         if self._lags is None:
-            head = Chain.objects.filter(id=self.data.chain_id).values_list("head_height", flat=True).first()
-            self._lags = head is not None and head > self.data.height
+            heads = dict(penetration.chain_heads())
+            self._lags = heads.get(self.data.chain_id, -1) > self.data.height
         return self._lags
 
     def quantities(self, keys: _Keys) -> dict[int, int]:
