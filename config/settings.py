@@ -112,7 +112,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif _env_bool("DATABASE_POOL", True):
+else:
+    # No JIT compilation: the analysis runs loops of index probes over arrays of thousands of keys,
+    # whose estimated cost passes `jit_above_cost` while the query itself takes milliseconds
+    # (compiling took 10–30 ms here), and nothing this application asks of PostgreSQL is a long
+    # analytical scan that JIT would pay off on.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3" and _env_bool("DATABASE_POOL", True):
     # Under ASGI every request runs in a thread of its own, so per-thread persistent connections
     # are never reused (a new PostgreSQL backend per request, the old ones left to the GC). A
     # process-wide psycopg pool hands each request a warm connection instead.

@@ -341,7 +341,6 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
     result = BlockAnalysis(chain_id=chain_id, height=height)
     lap = _Stopwatch(result.timings)
     with transaction.atomic():
-        _jit_off()
         data = _block_data(chain_id, height)
         apart = _reads_apart_possible()
         # Reads on second connections, longest first: positions (then roles) for a plan made
@@ -390,15 +389,6 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
         result.alerts_repeated = raised.repeated + settled.repeated
     lap("commit")
     return result
-
-
-def _jit_off() -> None:
-    """No JIT compilation in this transaction (PostgreSQL): the analysis runs loops of index probes
-    over arrays of thousands of keys, whose estimated cost can pass `jit_above_cost` while the
-    query itself takes a few milliseconds; compiling it took 10–30 ms here."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
 
 
 class _Stopwatch:
@@ -582,10 +572,9 @@ def _meanwhile(read: Callable[[], _T], *, apart: bool) -> Callable[[], _T]:
 
 
 def _read_apart(read: Callable[[], _T]) -> _T:
+    """`read` in autocommit: it reads only rows ingestion committed (no transaction to open)."""
     try:
-        with transaction.atomic():
-            _jit_off()
-            return read()
+        return read()
     finally:
         connection.close()  # this thread's connection, back to the pool
 
