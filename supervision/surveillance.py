@@ -920,7 +920,7 @@ class _CrossingPlan:
     issuer_of: dict[str, str]  # every listing of the traded issuers → issuer
     totals: dict[str, int]  # issuer → total shares over its listings
     account_group: dict[str, str]  # the block's known accounts → their holder's control group
-    touched: dict[tuple[str, str], list[str]]  # (group, issuer) → the block's transactions
+    touched: dict[tuple[str, str], None]  # the (group, issuer) holdings the block's legs touched
     delta: dict[tuple[str, str], int]  # the block's net change per (account, security)
     groups: own.ControlGroups
     member_group: dict[str, str]  # every member of a touched group → the group
@@ -993,17 +993,17 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
         return None
     groups = data.groups()
     account_group = data.account_groups()
-    # (group, issuer) → the block's transactions; the block's net change per (account, security)
-    # of a known account (all on the block's chain)
-    touched: dict[tuple[str, str], list[str]] = defaultdict(list)
+    # the touched (group, issuer) holdings; the block's net change per (account, security) of a
+    # known account (all on the block's chain)
+    touched: dict[tuple[str, str], None] = {}
     delta: dict[tuple[str, str], int] = defaultdict(int)
     for leg in legs:
         issuer = listed[leg.security]
         if (group := account_group.get(leg.source)) is not None:
-            touched[(group, issuer)].append(leg.tx_id)
+            touched[(group, issuer)] = None
             delta[(leg.source, leg.security)] -= leg.quantity
         if (group := account_group.get(leg.target)) is not None:
-            touched[(group, issuer)].append(leg.tx_id)
+            touched[(group, issuer)] = None
             delta[(leg.target, leg.security)] += leg.quantity
     known_members = groups.members_by_group  # a group not in it is its only member
     wanted: dict[str, set[str]] = defaultdict(set)  # member → securities of its group's touched issuers
@@ -1013,7 +1013,7 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
         for member in known_members.get(group) or (group,):
             wanted[member] |= securities
             member_group[member] = group
-    return _CrossingPlan(data, listed, issuer_of, totals, account_group, dict(touched),
+    return _CrossingPlan(data, listed, issuer_of, totals, account_group, touched,
                          dict(delta), groups, member_group, dict(wanted),
                          data.structure.inputs.accounts_of)
 
@@ -1031,7 +1031,7 @@ def _crossings_record(plan: _CrossingPlan, holdings: Holdings) -> int:
         before_q, after_q = holdings[(group, issuer)]
         crossings = trading.threshold_crossings(
             {(group, issuer): before_q}, {(group, issuer): after_q}, totals, at=data.timestamp,
-            chain=data.chain_id, height=data.height, tx_ids=sorted(set(plan.touched[(group, issuer)])))
+            chain=data.chain_id, height=data.height, tx_ids=_touching(plan, group, issuer))
         rows += [ThresholdCrossing(
             chain_id=data.chain_id, height=data.height, group_key=group, issuer_id=issuer, step=c.step,
             direction=c.direction, members=sorted(plan.groups.members(group)), tx_ids=list(c.tx_ids),
@@ -1041,6 +1041,13 @@ def _crossings_record(plan: _CrossingPlan, holdings: Holdings) -> int:
     if rows:
         ThresholdCrossing.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
+
+
+def _touching(plan: _CrossingPlan, group: str, issuer: str) -> list[str]:
+    """The block's transactions with a leg in the issuer's securities on an account of the group."""
+    groups, listed = plan.account_group, plan.listed
+    return sorted({leg.tx_id for leg in plan.data.legs if listed.get(leg.security) == issuer
+                   and group in (groups.get(leg.source), groups.get(leg.target))})
 
 
 def _crossing(row: ThresholdCrossing) -> trading.Crossing:

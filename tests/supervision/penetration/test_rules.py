@@ -229,9 +229,13 @@ def test_crossing_counts_positions_on_every_chain(ledger, market):
     szse.submit([szse.account("A0000009", market["p"], market["b1"]),
                  szse.account("A000000G", market["fund"], market["b1"])])
     analyse(szse.submit([szse.trade(SECURITY, "A000000G", "A0000009", 20_000)]))  # 2 % on szse
-    result = analyse(ledger.submit([ledger.trade(SECURITY, "A000000F", "A0000001", 30_000)]))  # +3 %
+    block = ledger.submit([ledger.trade(SECURITY, "A000000F", "A0000001", 30_000),  # +3 %
+                           ledger.trade(SECURITY, "A0000005", "A0000006", 100)])  # retail, not G
+    result = analyse(block)
     assert result.crossings_opened == 1
-    assert ThresholdCrossing.objects.get().before_quantity == 20_000
+    crossing = ThresholdCrossing.objects.get()
+    assert crossing.before_quantity == 20_000
+    assert crossing.tx_ids == [block["transactions"][0]["tx_id"]]  # G's transaction only
 
 
 # --- structure rules --------------------------------------------------------------------------
