@@ -121,6 +121,7 @@ class StructureInputs:
     accounts_of: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # holder → accounts
     listings: dict[str, tuple[str, int]] = field(default_factory=dict)  # security → (issuer, total shares)
     listings_of: dict[str, frozenset[str]] = field(default_factory=dict)  # issuer → its securities
+    _holders_by_chain: dict[str, dict[str, str]] = field(default_factory=dict)  # `holders_on`, filled lazily
 
     def copy(self, heads: Heads, rows: _Rows) -> StructureInputs:
         """Ours at `heads`, ready for `rows` to be applied: the tables `rows` may write are copied,
@@ -135,7 +136,16 @@ class StructureInputs:
             dict(self.holders) if accounts else self.holders,
             dict(self.accounts_of) if accounts else self.accounts_of,
             dict(self.listings) if rows.listings else self.listings,
-            dict(self.listings_of) if rows.listings else self.listings_of)
+            dict(self.listings_of) if rows.listings else self.listings_of,
+            {} if accounts else self._holders_by_chain)
+
+    def holders_on(self, chain: str) -> dict[str, str]:
+        """`holders` of one chain's accounts, by account (built once per holders table: the
+        per-block rules look thousands of accounts up)."""
+        found = self._holders_by_chain.get(chain)
+        if found is None:
+            found = self._holders_by_chain[chain] = {a: h for (c, a), h in self.holders.items() if c == chain}
+        return found
 
     def kind_of(self, entity: str) -> str:
         return self.kinds.get(entity) or kinds_by_form([entity])[entity]
@@ -521,9 +531,7 @@ def _rows_named(moved: Sequence[tuple[str, int, int]], known: KnownBlocks) -> _R
             securities.add(data["security"])
     rows = _Rows()
     if pairs:
-        rows.holdings = [r for r in Holding.objects.order_by().filter(
-            holder_id__any_of={h for h, _ in pairs}, issuer_id__any_of={i for _, i in pairs},
-        ).values_list("holder_id", "issuer_id", "shares", "total_shares") if (r[0], r[1]) in pairs]
+        rows.holdings = _holding_rows(pairs)
     if entities:
         rows.kinds = Entity.objects.order_by().filter(id__any_of=entities).values_list("id", "kind")
     if role_keys:
@@ -543,6 +551,24 @@ def _rows_named(moved: Sequence[tuple[str, int, int]], known: KnownBlocks) -> _R
         rows.listings = Security.objects.order_by().filter(code__any_of=securities).values_list(
             "code", "issuer_id", "total_shares")
     return rows
+
+
+def _holding_rows(pairs: set[Pair]) -> list[tuple[str, str, int, int]]:
+    """The holdings of these (holder, issuer) pairs: on PostgreSQL one probe of the unique index
+    per pair, elsewhere a superset filtered here."""
+    if connection.vendor == "postgresql":
+        holders, issuers = zip(*pairs, strict=True)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT h.holder_id, h.issuer_id, h.shares, h.total_shares "  # noqa: S608
+                "FROM unnest(%s::varchar[], %s::varchar[]) AS k(holder_id, issuer_id) "
+                f"JOIN {connection.ops.quote_name(Holding._meta.db_table)} h "
+                "ON h.holder_id = k.holder_id AND h.issuer_id = k.issuer_id",
+                [pg_text_array(holders), pg_text_array(issuers)])
+            return cursor.fetchall()
+    return [r for r in Holding.objects.order_by().filter(
+        holder_id__any_of={h for h, _ in pairs}, issuer_id__any_of={i for _, i in pairs},
+    ).values_list("holder_id", "issuer_id", "shares", "total_shares") if (r[0], r[1]) in pairs]
 
 
 def _inputs_apply(inputs: StructureInputs, rows: _Rows, delta: InputsDelta) -> None:

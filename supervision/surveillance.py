@@ -154,9 +154,9 @@ class _BlockData:
         ownership structure's inputs, which hold every account (`StructureInputs.holders`)."""
         if self._holders is None:
             assert self.structure is not None, "set the block's structure first"
-            known, chain = self.structure.inputs.holders, self.chain_id
+            known = self.structure.inputs.holders_on(self.chain_id)
             accounts = {a for leg in self.legs for a in (leg.source, leg.target)}
-            self._holders = {a: h for a in accounts if (h := known.get((chain, a))) is not None}
+            self._holders = {a: h for a in accounts if (h := known.get(a)) is not None}
         return self._holders
 
     def forget_structure(self) -> None:
@@ -701,12 +701,12 @@ def _rings_named(data: _BlockData, rings: Iterable[Finding]) -> list[Finding]:
     """The rings with the holders of their accounts as entities, from the structure's inputs (a
     ring stays on one chain, and its new leg is on the block's)."""
     assert data.structure is not None, "set the block's structure first"
-    known, chain = data.structure.inputs.holders, data.chain_id
+    known = data.structure.inputs.holders_on(data.chain_id)
     out = []
     for f in rings:
         accounts = f.facts.get("accounts") or ()
         entities = tuple(sorted({h for a in accounts  # type: ignore[attr-defined]
-                                 if (h := known.get((chain, str(a)))) is not None}))
+                                 if (h := known.get(str(a))) is not None}))
         out.append(Finding(f.code, f.fingerprint, f.chain, f.height, f.tx_ids, entities, f.facts))
     return out
 
@@ -822,15 +822,15 @@ class _DatabasePositions:
 
 
 Pair = tuple[str, str]  # (control group, issuer)
-Holdings = dict[Pair, tuple[int, int]]  # → (holding before the block, after it)
+Holdings = dict[Pair, tuple[int, int]]  # → (holding before the block, after it), when they differ
 
 
 def _holdings(plan: _CrossingPlan, positions: _DatabasePositions | _ReplayPositions) -> Holdings:
-    """(before, after) of every touched (group, issuer) holding. A holding sums the group's
-    accounts on every chain over every security of the issuer (an account never counts below
-    zero): the positions of every account of every member in the securities `wanted` for it. The
-    holding before the block differs only at the block's own keys (position − the block's net
-    change)."""
+    """(before, after) of every touched (group, issuer) holding the block changed (only those can
+    cross a step). A holding sums the group's accounts on every chain over every security of the
+    issuer (an account never counts below zero): the positions of every account of every member in
+    the securities `wanted` for it. The holding before the block differs only at the block's own
+    keys (position − the block's net change)."""
     data, issuer_of, accounts_of = plan.data, plan.issuer_of, plan.accounts_of
     keys = _Keys()
     chains, accounts, securities = keys.chains, keys.accounts, keys.securities
@@ -854,15 +854,15 @@ def _holdings(plan: _CrossingPlan, positions: _DatabasePositions | _ReplayPositi
             after[pair_of[n]] += quantity
         if chains[n] == data.chain_id:
             held[(accounts[n], securities[n])] = quantity
-    before = dict(after)
+    shift: dict[Pair, int] = {}  # before − after
     account_group, listed = plan.account_group, plan.listed
     for (account, security), change in plan.delta.items():
         if change:
             now_q = held.get((account, security), 0)
             was_q = now_q - change
-            before[(account_group[account], listed[security])] += (was_q if was_q > 0 else 0) - (
-                now_q if now_q > 0 else 0)
-    return {pair: (before[pair], after[pair]) for pair in plan.touched}
+            pair = (account_group[account], listed[security])
+            shift[pair] = shift.get(pair, 0) + (was_q if was_q > 0 else 0) - (now_q if now_q > 0 else 0)
+    return {pair: (after[pair] + moved, after[pair]) for pair, moved in shift.items() if moved}
 
 
 def _stored_positions(keys: _Keys) -> dict[int, int]:
@@ -1019,7 +1019,7 @@ def _crossings_plan(data: _BlockData) -> _CrossingPlan | None:
 
 
 def _crossings_record(plan: _CrossingPlan, holdings: Holdings) -> int:
-    """Store the crossings of the touched holdings whose 5 % step changed (`total_shares` sums the
+    """Store the crossings of the changed holdings whose 5 % step changed (`total_shares` sums the
     issuer's listings)."""
     data, totals, steps = plan.data, plan.totals, trading.STEPS_PER_WHOLE
     # = threshold_step_change, inlined
