@@ -366,7 +366,7 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
                 data.forget_structure()
                 positions = _DatabasePositions(data, heads=dict(data.structure.heads))  # read just now
                 plan = _crossings_plan(data)
-                holdings = _meanwhile(partial(_holdings, plan, positions), apart=apart) if plan else None
+                holdings = _holdings_meanwhile(plan, positions, apart=apart) if plan else None
             lap("crossings_plan")
             findings += _trade_findings(data, rings=rings, related=related)
             lap("trade_rules")
@@ -829,9 +829,26 @@ def _holdings(plan: _CrossingPlan, positions: _DatabasePositions | _ReplayPositi
     """(before, after) of every touched (group, issuer) holding the block changed (only those can
     cross a step). A holding sums the group's accounts on every chain over every security of the
     issuer (an account never counts below zero): the positions of every account of every member in
-    the securities `wanted` for it. The holding before the block differs only at the block's own
-    keys (position − the block's net change)."""
-    data, issuer_of, accounts_of = plan.data, plan.issuer_of, plan.accounts_of
+    the securities `wanted` for it (`_holding_keys`). The holding before the block differs only at
+    the block's own keys (position − the block's net change)."""
+    keys, pair_of = _holding_keys(plan)
+    return _holdings_from(plan, keys, pair_of, positions.quantities(keys))
+
+
+def _holdings_meanwhile(plan: _CrossingPlan, positions: _DatabasePositions, *, apart: bool
+                        ) -> Callable[[], Holdings]:
+    """`_holdings`, with only the positions read `_meanwhile`: the keys are made and the sums
+    taken on the calling thread, so a reading thread does little but wait for PostgreSQL and
+    hardly competes for the interpreter with the analysis."""
+    keys, pair_of = _holding_keys(plan)
+    quantities = _meanwhile(partial(positions.quantities, keys), apart=apart)
+    return lambda: _holdings_from(plan, keys, pair_of, quantities())
+
+
+def _holding_keys(plan: _CrossingPlan) -> tuple[_Keys, list[Pair]]:
+    """The position keys of the plan's `wanted` securities in every account of each member, and
+    the (group, issuer) holding each key counts for."""
+    issuer_of, accounts_of = plan.issuer_of, plan.accounts_of
     keys = _Keys()
     chains, accounts, securities = keys.chains, keys.accounts, keys.securities
     pair_of: list[Pair] = []  # per key number
@@ -847,12 +864,18 @@ def _holdings(plan: _CrossingPlan, positions: _DatabasePositions | _ReplayPositi
                 accounts.append(account)
                 securities.append(security)
                 pair_of.append(pair)
+    return keys, pair_of
+
+
+def _holdings_from(plan: _CrossingPlan, keys: _Keys, pair_of: list[Pair], quantities: Mapping[int, int]
+                   ) -> Holdings:
+    chains, accounts, securities, chain = keys.chains, keys.accounts, keys.securities, plan.data.chain_id
     after: dict[Pair, int] = dict.fromkeys(plan.touched, 0)
     held: dict[tuple[str, str], int] = {}  # the nonzero positions on the block's chain, after it
-    for n, quantity in positions.quantities(keys).items():
+    for n, quantity in quantities.items():
         if quantity > 0:
             after[pair_of[n]] += quantity
-        if chains[n] == data.chain_id:
+        if chains[n] == chain:
             held[(accounts[n], securities[n])] = quantity
     shift: dict[Pair, int] = {}  # before − after
     account_group, listed = plan.account_group, plan.listed
@@ -960,7 +983,7 @@ def _reads_early(data: _BlockData) -> _EarlyReads | None:
         return None
     data.structure = cached
     plan = _crossings_plan(data)
-    holdings = _meanwhile(partial(_holdings, plan, _DatabasePositions(data)), apart=True) if plan else None
+    holdings = _holdings_meanwhile(plan, _DatabasePositions(data), apart=True) if plan else None
     candidates = data.related_candidates()
     related = _meanwhile(partial(_roles_and_stakes, candidates), apart=True) if candidates else None
     data.structure = None  # the analysis reads the current one
