@@ -343,10 +343,10 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
     with transaction.atomic():
         data = _block_data(chain_id, height)
         apart = _reads_apart_possible()
-        # Reads on second connections, longest first: positions (then roles) for a plan made
-        # from the cached structure, and the ring search, which needs only the block's legs.
-        early = _reads_early(data) if apart and data.legs else None
+        # Reads on second connections: the ring search, which needs only the block's legs, and
+        # the positions (then roles) for a plan made from the cached structure.
         rings = _meanwhile(partial(_ring_search, data), apart=apart) if data.legs else None
+        early = _reads_early(data) if apart and data.legs else None
         lap("load")
         findings: list[Finding] = []
         if data.structure_txs:
