@@ -167,8 +167,8 @@ class _BlockData:
         """The control group of every holder in `holders` (a dict: the rules look groups up
         thousands of times per block)."""
         if self._holder_groups is None:
-            group_of = self.groups().group_of
-            self._holder_groups = {h: group_of(h) for h in set(self.holders().values())}
+            group_of = self.groups().group_by_entity
+            self._holder_groups = {h: group_of.get(h, h) for h in set(self.holders().values())}
         return self._holder_groups
 
     def account_groups(self) -> dict[str, str]:

@@ -729,6 +729,11 @@ class ControlGroups:
         return None if i is None else self._controller[i]
 
     @cached_property
+    def group_by_entity(self) -> dict[str, str]:
+        """`group_of` of every entity given, as a dict (an entity not in it is its own group)."""
+        return dict(zip(self._ids, self._group, strict=True))
+
+    @cached_property
     def members_by_group(self) -> dict[str, frozenset[str]]:
         """The members of every group of the entities given; an entity not given is a group of
         its own (`members`)."""

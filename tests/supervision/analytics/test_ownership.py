@@ -231,6 +231,11 @@ def test_control_groups_join_controlled_entities_and_active_concert_parties_only
     assert groups.group_of("Y") == "Y"  # 20 % is no control: a group of its own
     assert groups.group_of("NEVER-SEEN") == "NEVER-SEEN"
     assert groups.members("NEVER-SEEN") == {"NEVER-SEEN"}
+    # the dict views the per-block rules read say the same
+    for entity in ("Q", "H", "T", "W", "R", "U", "S", "V", "X", "Y", "NEVER-SEEN"):
+        group = groups.group_by_entity.get(entity, entity)
+        assert group == groups.group_of(entity)
+        assert groups.members_by_group.get(group, frozenset({group})) == groups.members(group)
 
 
 def test_mutually_owning_orgs_have_no_ultimate_controller_and_so_no_shared_group() -> None:
