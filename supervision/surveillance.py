@@ -342,12 +342,13 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
     lap = _Stopwatch(result.timings)
     with transaction.atomic():
         data = _block_data(chain_id, height)
+        lap("load")
         apart = _reads_apart_possible()
         # Reads on second connections: the ring search, which needs only the block's legs, and
         # the positions (then roles) for a plan made from the cached structure.
         rings = _meanwhile(partial(_ring_search, data), apart=apart) if data.legs else None
         early = _reads_early(data) if apart and data.legs else None
-        lap("load")
+        lap("reads_started")
         findings: list[Finding] = []
         if data.structure_txs:
             data.structure = structure_refresh(known={
@@ -372,7 +373,7 @@ def _block_analyse(*, chain_id: str, height: int, now: datetime | None) -> Block
             lap("trade_rules")
             if plan is not None and holdings is not None:
                 held = holdings()
-                lap("holdings_wait")
+                lap("holdings")
                 result.crossings_opened = _crossings_record(plan, held)
             lap("crossings_record")
         if data.disclosures:
