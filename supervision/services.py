@@ -168,18 +168,19 @@ def alerts_raise(*, occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseRe
     batch (`publish_alerts`)."""
     if not occurrences:
         return []
-    for attempt in range(_RAISE_ATTEMPTS):
-        try:
-            return _raise_many(occurrences)
-        except IntegrityError:
-            # Another transaction inserted one of these fingerprints first: read it and repeat.
-            if attempt == _RAISE_ATTEMPTS - 1:
-                raise
+    # One transaction (no savepoint of its own inside a caller's: an attempt writes nothing before
+    # its insert, which has one).
+    with transaction.atomic(savepoint=False):
+        for attempt in range(_RAISE_ATTEMPTS):
+            results = _raise_many(occurrences, last=attempt == _RAISE_ATTEMPTS - 1)
+            if results is not None:
+                return results
     raise AssertionError("unreachable")
 
 
-@transaction.atomic
-def _raise_many(occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseResult]:
+def _raise_many(occurrences: Sequence[AlertOccurrence], *, last: bool) -> list[AlertRaiseResult] | None:
+    """One attempt of `alerts_raise`; None when another transaction inserted one of these
+    fingerprints first (read them again and repeat), unless it is the `last`."""
     fingerprints = sorted({occ.fingerprint for occ in occurrences})
     known = {a.fingerprint: a for a in Alert.objects.select_for_update().filter(
         fingerprint__in=fingerprints).order_by("fingerprint")}
@@ -204,8 +205,13 @@ def _raise_many(occurrences: Sequence[AlertOccurrence]) -> list[AlertRaiseResult
             fields.update(update)
         results.append(AlertRaiseResult(alert=alert, created=False))
     if new:
-        with transaction.atomic():  # savepoint: a lost insert race leaves the outer block usable
-            Alert.objects.bulk_create(new)
+        try:
+            with transaction.atomic():  # savepoint: a lost insert race leaves the transaction usable
+                Alert.objects.bulk_create(new)
+        except IntegrityError:
+            if last:
+                raise
+            return None
     if repeated:
         Alert.objects.bulk_update(list(repeated.values()), sorted(fields))
     AlertHistory.objects.bulk_create(history)  # after the alerts: new ones now have their ids
