@@ -6,18 +6,25 @@ through `supervision.services.alerts_raise` (one bulk raise per block).
 ingestion request, with a bounded number of queries whatever the block's size:
 
 - structure rules, only when the block carries shareholding / role / concert-party / account /
-  registration transactions: the ownership structure is rebuilt, the control groups re-materialised
-  (`ControlGroupMember`), and circular holdings and broker stakes involving what the block touched
-  are raised;
-- trade rules on the block's trades and transfers, with holders and control groups read from the
-  materialised table (no whole graph needed): wash trades, related-party trades, trade rings over
-  the legs of the same securities in the 30 minutes before;
+  registration / listing transactions: the ownership structure is brought up to date, the control
+  groups re-materialised (`ControlGroupMember`) when they may have changed, and circular holdings
+  and broker stakes involving what the block touched are raised;
+- trade rules on the block's trades and transfers, with the accounts' holders, the listings and
+  the control groups of the process's ownership structure (the materialised table when it has not
+  computed its groups): wash trades, related-party trades, trade rings over the legs of the same
+  securities in the 30 minutes before;
 - threshold crossings: a control group's position in a listed issuer (all its accounts on all
   chains, all the issuer's securities) crossing a multiple of 5 % opens a `ThresholdCrossing`; a
   `shareholding_change` disclosure by a group member filed within 3 days resolves it, otherwise it
   becomes an alert once due. Due crossings are settled on every analysed block against the chains'
   clock (the latest accepted block timestamp), so replayed history is judged by its own time, and
   by `analytics_recompute` against the wall clock.
+
+On PostgreSQL with the connection pool, the long reads run on second connections while the
+analysis goes on (`_meanwhile`): the ring search as soon as the block is loaded, and the positions
+(and the related-party roles) for a plan made from the structure the process has cached, kept only
+if the block's own structure refresh leaves holders, listings and groups as they were
+(`_EarlyReads`).
 """
 
 from __future__ import annotations
