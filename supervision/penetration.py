@@ -46,7 +46,8 @@ from supervision.models import ControlGroupMember
 
 log = logging.getLogger(__name__)
 
-#: Transaction types that change the ownership structure (graph, kinds, roles, groups, brokers).
+#: Transaction types that change the ownership structure (graph, kinds, roles, groups, brokers) or
+#: the inputs the per-block rules take from it (accounts' holders, listings).
 STRUCTURE_TX_TYPES = frozenset({"shareholding", "role", "concert_party", "account_open", "entity_register",
                                 "security_listing"})
 PERSON_IDS_PERMISSION = "supervision.view_person_identifiers"

@@ -6,6 +6,8 @@ refresh, which is made again when that refresh changes an account's holder or a 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -115,3 +117,15 @@ def test_plan_made_before_a_group_changes_in_the_block_is_made_again(ledger, mar
     crossing = ThresholdCrossing.objects.get()
     assert (crossing.before_quantity, crossing.after_quantity) == (20_000, 51_000)
     assert market["o4"] in crossing.members and market["p"] in crossing.members
+
+
+def test_positions_read_apart_are_taken_as_of_the_block_when_analysis_lags(ledger, market, monkeypatch):  # noqa: F811
+    answers = holds_for_spy(monkeypatch)
+    crossing = ledger.submit([ledger.trade(SECURITY, "A000000F", "A0000001", 60_000)])  # G reaches 6 %
+    ledger.advance(timedelta(minutes=1))
+    ledger.submit([ledger.trade(SECURITY, "A0000001", "A000000F", 60_000)])  # and sells it all again
+    result = analyse(crossing)  # the chain is a block ahead of the analysis
+    assert answers == [True]
+    assert result.crossings_opened == 1
+    [row] = ThresholdCrossing.objects.all()
+    assert (row.before_quantity, row.after_quantity, row.direction) == (0, 60_000, "up")
