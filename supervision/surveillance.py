@@ -787,8 +787,9 @@ class _Keys:
     def __len__(self) -> int:
         return len(self.chains)
 
-    def key(self, n: int) -> Key:
-        return self.chains[n], self.accounts[n], self.securities[n]
+    def numbers(self) -> dict[Key, int]:
+        """Each key's number, by key."""
+        return {key: n for n, key in enumerate(zip(self.chains, self.accounts, self.securities, strict=True))}
 
 
 class _DatabasePositions:
@@ -815,7 +816,7 @@ class _DatabasePositions:
         out = _stored_positions(keys)
         chain, height = self.data.chain_id, self.data.height
         if self.lags():  # undo the later blocks' legs
-            number = {keys.key(n): n for n in range(len(keys))}
+            number = keys.numbers()
             securities = {s for c, s in zip(keys.chains, keys.securities, strict=True) if c == chain}
             later = [t.leg() for t in _trades(Trade.objects.order_by().filter(
                 chain_id=chain, height__gt=height, security__any_of=securities))]
@@ -913,7 +914,7 @@ def _stored_positions(keys: _Keys) -> dict[int, int]:
             cursor.execute(sql, [penetration.pg_text_array(column)
                                  for column in (keys.chains, keys.accounts, keys.securities)])
             return dict(cursor.fetchall())
-    number = {keys.key(n): n for n in range(len(keys))}
+    number = keys.numbers()
     by_chain: dict[str, set[str]] = defaultdict(set)
     for chain, account in zip(keys.chains, keys.accounts, strict=True):
         by_chain[chain].add(account)
@@ -974,9 +975,8 @@ class _EarlyReads:
         structure only through the accounts' holders, the listings and the control groups, and a
         refresh that changes none of them keeps those very objects (changed input tables are
         copied, unchanged ones shared)."""
-        now, then = structure.inputs, self.structure.inputs
-        return (now.holders is then.holders and now.accounts_of is then.accounts_of
-                and now.listings is then.listings
+        now, then = structure.inputs, self.structure.inputs  # holders and accounts_of go together
+        return (now.holders is then.holders and now.listings is then.listings
                 and structure.computed_groups is self.structure.computed_groups)
 
 
